@@ -1,0 +1,114 @@
+"""Shared pytest fixtures: a real `inkstream serve` process per test that asks for one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: talks to real Kafka/Redis/MongoDB/etcd servers")
+    config.addinivalue_line("markers", "interop: drives real JavaScript Yjs clients (Node)")
+    config.addinivalue_line("markers", "browser: drives the web app in headless Chromium")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the predicate may fail until ready
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc!r}")
+
+
+@dataclass
+class InkstreamServer:
+    """A real `inkstream serve` subprocess on a free port with its own data directory."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, **self.env},
+        )
+        wait_until(self._healthy, timeout=30, what=f"inkstream serve on {self.port} (log {self.log_path})")
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = self.log_path.read_text()[-2000:] if self.log_path else ""
+            raise RuntimeError(f"server exited with {self.proc.returncode}:\n{tail}")
+        with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+            return r.status == 200
+
+    def kill9(self) -> None:
+        """Kill the server abruptly (SIGKILL), as a crash would."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def inkstream_server(tmp_path: Path) -> Iterator[InkstreamServer]:
+    """A running embedded `inkstream serve` (fresh data dir), stopped after the test."""
+    server = InkstreamServer(data_dir=tmp_path / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
