@@ -1,0 +1,247 @@
+"""The embedded event log: SQLite in WAL mode with group commit on a dedicated writer thread.
+
+Every append waits until the transaction holding it has committed: that is when it is accepted.
+Appends that arrive while a commit is in flight are committed together in the next transaction,
+so durability costs one commit per batch, not per update. In WAL mode with synchronous=NORMAL a
+committed transaction survives `kill -9` of the process (it is in the WAL file); `fsync=True`
+(synchronous=FULL) also makes it survive power loss, at the cost of an fsync per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StorageUnavailable
+from engine.events import BoardHead, Event, Provenance
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY,          -- global log order
+    board    TEXT    NOT NULL,
+    version  INTEGER NOT NULL,             -- dense per board, from 1
+    ts       REAL    NOT NULL,             -- accepted at, seconds since epoch
+    client   TEXT    NOT NULL,
+    user     TEXT    NOT NULL,
+    data     BLOB    NOT NULL,
+    UNIQUE (board, version)
+);
+CREATE TABLE IF NOT EXISTS heads (
+    board    TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    ts       REAL    NOT NULL
+) WITHOUT ROWID;
+"""
+
+MAX_BATCH = 2048
+
+
+@dataclass(slots=True)
+class _Pending:
+    board: str
+    update: bytes
+    provenance: Provenance
+    future: asyncio.Future[Event]
+    loop: asyncio.AbstractEventLoop
+
+
+def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteEventLog:
+    """EventLog adapter over one SQLite database file."""
+
+    def __init__(self, path: Path, fsync: bool = False, on_commit: Callable[[int, float], None] | None = None) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._on_commit = on_commit  # (batch size, seconds) -> None, for metrics
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._heads: dict[str, int] = {}
+        self._failed: BaseException | None = None
+        self._listeners: list[Callable[[int], None]] = []
+
+    async def start(self) -> None:
+        """Create the schema, load board heads and start the writer thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = _connect(self.path, self.fsync)
+        writer.executescript(_SCHEMA)
+        self._heads = {b: v for b, v in writer.execute("SELECT board, version FROM heads")}
+        self._reader = _connect(self.path, self.fsync)
+        self._thread = threading.Thread(
+            target=self._write_loop, args=(writer,), name="inkstream-log-writer", daemon=True
+        )
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def on_committed(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(last_seq)` (from the writer thread) after every commit."""
+        self._listeners.append(listener)
+
+    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
+        """Queue the update for the next group commit and wait until it is durable."""
+        if self._thread is None:
+            raise StorageUnavailable("the event log is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Event] = loop.create_future()
+        self._queue.put(_Pending(board, update, provenance, future, loop))
+        return await future
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        assigned: dict[str, int] = {}
+        rows = []
+        events = []
+        for item in batch:
+            version = assigned.get(item.board, self._heads.get(item.board, 0)) + 1
+            assigned[item.board] = version
+            p = item.provenance
+            rows.append((item.board, version, p.time, p.client_id, p.user, item.update))
+            events.append(Event(item.board, version, item.update, p))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.executemany(
+                "INSERT INTO events (board, version, ts, client, user, data) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+            del cur
+            last_ts = {r[0]: r[2] for r in rows}
+            conn.executemany(
+                "INSERT INTO heads (board, version, ts) VALUES (?, ?, ?) "
+                "ON CONFLICT(board) DO UPDATE SET version = excluded.version, ts = excluded.ts",
+                [(b, v, last_ts[b]) for b, v in assigned.items()],
+            )
+            last_seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+        except Exception as exc:
+            log.exception("event log commit of %d updates failed", len(batch))
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            error = StorageUnavailable(f"event log commit failed: {exc}")
+            self._failed = error
+            for item in batch:
+                item.loop.call_soon_threadsafe(_settle, item.future, None, error)
+            return
+        self._heads.update(assigned)
+        self._failed = None
+        if self._on_commit is not None:
+            self._on_commit(len(batch), time.perf_counter() - started)
+        for item, event in zip(batch, events, strict=True):
+            item.loop.call_soon_threadsafe(_settle, item.future, event, None)
+        for listener in self._listeners:
+            listener(int(last_seq))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        if self._reader is None:
+            raise StorageUnavailable("the event log is not open")
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
+
+    async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
+        """Events of `board` with after < version <= upto, in version order."""
+        sql = "SELECT version, ts, client, user, data FROM events WHERE board = ? AND version > ?"
+        params: tuple[object, ...] = (board, after)
+        if upto is not None:
+            sql += " AND version <= ?"
+            params += (upto,)
+        sql += " ORDER BY version"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        rows = await asyncio.to_thread(self._query, sql, params)
+        return [Event(board, int(v), bytes(d), Provenance(float(t), str(c), str(u))) for v, t, c, u, d in rows]
+
+    async def read_seq(self, after_seq: int, limit: int) -> list[tuple[int, Event]]:
+        """Events of all boards in global log order after `after_seq` (for local projections)."""
+        rows = await asyncio.to_thread(
+            self._query,
+            "SELECT seq, board, version, ts, client, user, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            (int(s), Event(str(b), int(v), bytes(d), Provenance(float(t), str(c), str(u))))
+            for s, b, v, t, c, u, d in rows
+        ]
+
+    async def head(self, board: str) -> int:
+        """The latest committed version of `board` (0 if none)."""
+        return self._heads.get(board, 0)
+
+    async def heads(self) -> list[BoardHead]:
+        """Every board with its latest version and last update time."""
+        rows = await asyncio.to_thread(self._query, "SELECT board, version, ts FROM heads ORDER BY board", ())
+        return [BoardHead(str(b), int(v), float(t)) for b, v, t in rows]
+
+    async def version_at(self, board: str, time_: float) -> int:
+        """The last version of `board` accepted at or before `time_` (0 if none)."""
+        rows = await asyncio.to_thread(
+            self._query, "SELECT max(version) FROM events WHERE board = ? AND ts <= ?", (board, time_)
+        )
+        value = rows[0][0] if rows else None
+        return int(value) if value is not None else 0
+
+    async def writable(self) -> bool:
+        """True when the writer thread is alive, the last commit succeeded and the file is writable."""
+        alive = self._thread is not None and self._thread.is_alive()
+        return alive and self._failed is None and os.access(self.path, os.W_OK)
+
+
+def _settle(future: asyncio.Future[Event], event: Event | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert event is not None
+        future.set_result(event)

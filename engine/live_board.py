@@ -1,0 +1,64 @@
+"""A board held in memory: its Doc[Any] and version, and the one place client updates are applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Doc, TransactionEvent
+
+from engine.errors import BoardTooLarge, InvalidUpdate, UpdateTooLarge
+from engine.fold import apply_update
+from engine.limits import Limits
+
+
+class LiveBoard:
+    """The live Doc[Any] of one board. `apply` returns the effective change, which is what the log stores.
+
+    Storing the effective delta (what the Doc[Any] integrated) rather than the raw bytes means duplicates
+    are never logged, trailing garbage never reaches the log, and an update whose dependencies arrive
+    later is logged when it integrates, so replaying the log always reproduces this Doc.
+    """
+
+    def __init__(self, board_id: str, doc: Doc[Any], version: int, state_bytes: int = 0) -> None:
+        self.board_id = board_id
+        self.doc = doc
+        self.version = version  # latest version in the log that this Doc[Any] includes
+        self.approx_bytes = state_bytes
+        self._deltas: list[bytes] = []
+        self._subscription: Any = doc.observe(self._on_transaction)
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        self._deltas.append(bytes(event.update))
+
+    def apply(self, update: bytes, limits: Limits) -> bytes | None:
+        """Validate and apply a client update; return the delta to log, or None if it changed nothing."""
+        if len(update) > limits.max_update_bytes:
+            raise UpdateTooLarge(f"update is {len(update)} bytes; the limit is {limits.max_update_bytes}")
+        if self.approx_bytes + len(update) > limits.max_board_bytes:
+            raise BoardTooLarge(f"board {self.board_id} would exceed {limits.max_board_bytes} bytes")
+        self._deltas.clear()
+        apply_update(self.doc, update)
+        deltas, self._deltas = self._deltas, []
+        if not deltas:
+            return None
+        if len(deltas) != 1:  # one apply_update is one transaction; anything else is a pycrdt change
+            raise InvalidUpdate(f"update produced {len(deltas)} transactions")
+        delta = deltas[0]
+        if delta == b"\x00\x00":
+            return None
+        self.approx_bytes += len(delta)
+        return delta
+
+    def state(self, state_vector: bytes | None = None) -> bytes:
+        """The full state as one update, or only what a peer with `state_vector` is missing."""
+        if state_vector is None:
+            return bytes(self.doc.get_update())
+        return bytes(self.doc.get_update(state_vector))
+
+    def state_vector(self) -> bytes:
+        """This board's Yjs state vector."""
+        return bytes(self.doc.get_state())
+
+    def close(self) -> None:
+        """Stop observing the Doc."""
+        self.doc.unobserve(self._subscription)

@@ -1,0 +1,70 @@
+"""Ports: the small interfaces the engine needs. Each backend is an adapter behind them.
+
+| port           | embedded adapter            | distributed adapter           |
+|----------------|-----------------------------|-------------------------------|
+| EventLog       | engine.adapters.sqlite_log  | Kafka (aiokafka)              |
+| SnapshotStore  | projections.sqlite_store    | Redis view / MongoDB          |
+| FanOut         | none (single node)          | Redis Streams                 |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from engine.events import BoardHead, Event, Provenance
+
+
+class EventLog(Protocol):
+    """The source of truth: an append-only, per-board ordered log of accepted updates."""
+
+    async def start(self) -> None:
+        """Open connections; after this, `append` and `read` work."""
+
+    async def close(self) -> None:
+        """Flush what is pending and release resources."""
+
+    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
+        """Durably append one update; return it with its version. Only then is it accepted."""
+
+    async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
+        """Events of `board` with after < version <= upto, in version order, at most `limit`."""
+
+    async def head(self, board: str) -> int:
+        """The latest version of `board`, 0 if it has none."""
+
+    async def heads(self) -> list[BoardHead]:
+        """Every board with its latest version and last update time."""
+
+    async def writable(self) -> bool:
+        """True when an append would be accepted right now (for readiness checks)."""
+
+
+class Snapshot(Protocol):
+    """A compacted board state at a version."""
+
+    version: int
+    state: bytes
+
+
+class SnapshotStore(Protocol):
+    """Compacted states (checkpoints) of boards, used to load a board without replaying its whole log."""
+
+    async def latest(self, board: str, at_or_before: int | None = None) -> Snapshot | None:
+        """The newest snapshot of `board` whose version is <= at_or_before (any if None)."""
+
+
+EventListener = Callable[[Event], Awaitable[None] | None]
+
+
+class FanOut(Protocol):
+    """Delivers accepted events between nodes. Only client updates travel, never per-peer replies."""
+
+    async def publish(self, event: Event) -> None:
+        """Make `event` visible to other nodes serving its board."""
+
+    async def subscribe(self, board: str, after_version: int, listener: EventListener) -> None:
+        """Call `listener` for every event of `board` after `after_version`, from any node."""
+
+    async def unsubscribe(self, board: str) -> None:
+        """Stop delivering events of `board` to this node."""

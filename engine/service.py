@@ -1,0 +1,262 @@
+"""BoardService: loads boards, accepts updates into the log, tells listeners, unloads idle boards.
+
+Accepting an update: validate and apply it to the board's live Doc (synchronously, so the order
+of application is the order of the log), append the effective change to the event log, and only
+when the log has it durably, resolve the caller and notify listeners (who broadcast it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.board_id import validate_board_id
+from engine.errors import StorageUnavailable
+from engine.events import ANONYMOUS, Event, Provenance
+from engine.fold import apply_update, load_doc
+from engine.limits import Limits
+from engine.live_board import LiveBoard
+from engine.ports import EventLog, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+#: listener(event, origin): origin is what the submitter passed (e.g. its connection), None if remote.
+UpdateListener = Callable[[Event, object | None], None]
+#: reset listener(board_id, reason): the live board was dropped; its connections must resync.
+ResetListener = Callable[[str, str], None]
+
+
+@dataclass(eq=False)
+class _Slot:
+    board: LiveBoard
+    refs: int = 0
+    inflight: int = 0
+    last_active: float = field(default_factory=time.monotonic)
+    listeners: list[UpdateListener] = field(default_factory=list)
+
+
+class BoardService:
+    """The write path and the in-process view of boards."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        snapshots: SnapshotStore,
+        limits: Limits | None = None,
+        idle_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.log = event_log
+        self.snapshots = snapshots
+        self.limits = limits or Limits()
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._slots: dict[str, _Slot] = {}
+        self._loading: dict[str, asyncio.Future[_Slot]] = {}
+        self._reset_listeners: list[ResetListener] = []
+        self._reaper: asyncio.Task[None] | None = None
+        self.on_accepted: Callable[[Event, float], None] | None = None  # (event, append seconds)
+
+    async def start(self) -> None:
+        """Start unloading idle boards in the background."""
+        self._reaper = asyncio.create_task(self._reap_forever(), name="inkstream-board-reaper")
+
+    async def close(self) -> None:
+        """Stop the reaper and drop every board from memory (the log already has everything)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for slot in self._slots.values():
+            slot.board.close()
+        self._slots.clear()
+
+    @property
+    def loaded(self) -> int:
+        """How many boards are in memory."""
+        return len(self._slots)
+
+    def loaded_board(self, board_id: str) -> LiveBoard | None:
+        """The live board if it is in memory, without loading it."""
+        slot = self._slots.get(board_id)
+        return slot.board if slot else None
+
+    def on_reset(self, listener: ResetListener) -> None:
+        """Register `listener(board_id, reason)` for boards dropped after a storage failure."""
+        self._reset_listeners.append(listener)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    async def open(self, board_id: str) -> LiveBoard:
+        """The live board, loading it (latest snapshot + the log after it) if needed."""
+        return (await self._slot(board_id)).board
+
+    async def _slot(self, board_id: str) -> _Slot:
+        validate_board_id(board_id)
+        slot = self._slots.get(board_id)
+        if slot is not None:
+            slot.last_active = time.monotonic()
+            return slot
+        loading = self._loading.get(board_id)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_future()
+            self._loading[board_id] = loading
+            try:
+                board = await self._load(board_id)
+                slot = _Slot(board)
+                self._slots[board_id] = slot
+                loading.set_result(slot)
+            except BaseException as exc:
+                loading.set_exception(exc)
+                loading.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+                raise
+            finally:
+                del self._loading[board_id]
+            return slot
+        return await asyncio.shield(loading)
+
+    async def _load(self, board_id: str) -> LiveBoard:
+        started = time.perf_counter()
+        snapshot = await self.snapshots.latest(board_id)
+        base_version = snapshot.version if snapshot else 0
+        events = await self.log.read(board_id, after=base_version)
+        size = len(snapshot.state) if snapshot else 0
+        doc = load_doc(snapshot.state if snapshot else None)
+        version = base_version
+        for event in events:
+            apply_update(doc, event.update)
+            version = event.version
+            size += len(event.update)
+        log.debug(
+            "loaded board %s at version %d (%d log events) in %.1f ms",
+            board_id,
+            version,
+            len(events),
+            (time.perf_counter() - started) * 1000,
+        )
+        return LiveBoard(board_id, doc, version, state_bytes=size)
+
+    def retain(self, board_id: str) -> None:
+        """Keep a loaded board in memory (a connection is using it) until `release`."""
+        slot = self._slots[board_id]
+        slot.refs += 1
+        slot.last_active = time.monotonic()
+
+    def release(self, board_id: str) -> None:
+        """Undo one `retain`; the board is unloaded once idle."""
+        slot = self._slots.get(board_id)
+        if slot is not None:
+            slot.refs = max(0, slot.refs - 1)
+            slot.last_active = time.monotonic()
+
+    def listen(self, board_id: str, listener: UpdateListener) -> None:
+        """Call `listener(event, origin)` for every update accepted on a loaded board."""
+        self._slots[board_id].listeners.append(listener)
+
+    def unlisten(self, board_id: str, listener: UpdateListener) -> None:
+        """Stop calling `listener` for that board."""
+        slot = self._slots.get(board_id)
+        if slot is not None and listener in slot.listeners:
+            slot.listeners.remove(listener)
+
+    # -- the write path --------------------------------------------------------------------------
+
+    async def submit(
+        self, board_id: str, update: bytes, client_id: str, user: str | None = None, origin: object | None = None
+    ) -> Event | None:
+        """Validate, apply and durably log `update`; return its Event, or None if it changed nothing."""
+        slot = await self._slot(board_id)
+        future = self.submit_loaded(slot.board, update, client_id, user, origin)
+        return await future
+
+    def submit_loaded(
+        self, board: LiveBoard, update: bytes, client_id: str, user: str | None = None, origin: object | None = None
+    ) -> asyncio.Future[Event | None]:
+        """Like `submit` for a board already open; validation errors raise here, synchronously.
+
+        The returned future resolves once the log has the update. Callers may keep several in flight:
+        their log order is the order of these calls.
+        """
+        slot = self._slots.get(board.board_id)
+        if slot is None or slot.board is not board:
+            raise StorageUnavailable(f"board {board.board_id} was unloaded; reconnect")
+        delta = board.apply(update, self.limits)  # raises InvalidUpdate / UpdateTooLarge
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Event | None] = loop.create_future()
+        if delta is None:
+            result.set_result(None)
+            return result
+        slot.inflight += 1
+        slot.last_active = time.monotonic()
+        provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
+        started = time.perf_counter()
+        append = asyncio.ensure_future(self.log.append(board.board_id, delta, provenance))
+        append.add_done_callback(lambda done: self._appended(slot, done, result, origin, started))
+        return result
+
+    def _appended(
+        self,
+        slot: _Slot,
+        done: asyncio.Future[Event],
+        result: asyncio.Future[Event | None],
+        origin: object | None,
+        started: float,
+    ) -> None:
+        slot.inflight -= 1
+        if done.cancelled():
+            error: BaseException = StorageUnavailable("append cancelled")
+        else:
+            error = done.exception()  # type: ignore[assignment]
+        if error is not None:
+            if not result.done():
+                result.set_exception(error)
+            # The live Doc holds a change the log does not: drop it so it reloads from the log.
+            self._drop(slot.board.board_id, f"storage failure: {error}")
+            return
+        event = done.result()
+        board = slot.board
+        board.version = max(board.version, event.version)
+        if self.on_accepted is not None:
+            self.on_accepted(event, time.perf_counter() - started)
+        if not result.done():
+            result.set_result(event)
+        for listener in list(slot.listeners):
+            try:
+                listener(event, origin)
+            except Exception:
+                log.exception("update listener failed for board %s", board.board_id)
+
+    def _drop(self, board_id: str, reason: str) -> None:
+        slot = self._slots.pop(board_id, None)
+        if slot is None:
+            return
+        slot.board.close()
+        log.error("dropped board %s from memory: %s", board_id, reason)
+        for listener in self._reset_listeners:
+            listener(board_id, reason)
+
+    # -- idle unloading --------------------------------------------------------------------------
+
+    def unload_idle(self, now: float | None = None) -> list[str]:
+        """Unload boards nobody uses that have been idle for `idle_seconds`; return their ids."""
+        now = time.monotonic() if now is None else now
+        idle = [
+            board_id
+            for board_id, slot in self._slots.items()
+            if slot.refs == 0 and slot.inflight == 0 and now - slot.last_active >= self.idle_seconds
+        ]
+        for board_id in idle:
+            self._slots.pop(board_id).board.close()
+        return idle
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.05, min(self.idle_seconds / 4, 15.0))
+        while True:
+            await asyncio.sleep(interval)
+            unloaded = self.unload_idle()
+            if unloaded:
+                log.debug("unloaded %d idle boards", len(unloaded))

@@ -1,0 +1,1 @@
+"""Inkstream gateway: the Starlette app (y-websocket endpoint, HTTP API, web app) and the CLI."""

@@ -1,0 +1,60 @@
+"""The Starlette application: routes, the web app's static files, and the system's lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from gateway import http_api
+from gateway.system import System
+from gateway.ws import board_socket
+
+STATIC = Path(__file__).parent / "static"
+INDEX = STATIC / "app" / "index.html"
+
+_NOT_BUILT = """<!doctype html><title>Inkstream</title>
+<p>The web app is not built into this installation. The API is at <code>/api/boards</code>.</p>"""
+
+
+async def web_app(request: Request) -> Response:
+    """The single-page web app for `/` and `/b/{id}`."""
+    if INDEX.is_file():
+        return FileResponse(INDEX, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_NOT_BUILT)
+
+
+def create_app(system: System) -> Starlette:
+    """The ASGI app serving `system`; starting the app starts the system."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await system.start()
+        try:
+            yield
+        finally:
+            await system.close()
+
+    routes = [
+        Route("/healthz", http_api.healthz),
+        Route("/readyz", http_api.readyz),
+        Route("/metrics", http_api.metrics),
+        Route("/api/boards", http_api.list_boards),
+        Route("/api/boards/{board}", http_api.get_board),
+        Route("/api/boards/{board}/state", http_api.get_state),
+        Route("/api/boards/{board}/updates", http_api.post_update, methods=["POST"]),
+        WebSocketRoute("/ws/{board:path}", board_socket),
+        Route("/", web_app),
+        Route("/b/{board:path}", web_app),
+    ]
+    STATIC.mkdir(exist_ok=True)
+    routes.append(Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.system = system
+    return app

@@ -1,0 +1,76 @@
+"""The `inkstream` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from gateway.settings import Settings
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the whole embedded system in one process (no external servers)")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1; INKSTREAM_HOST)")
+    p.add_argument("--port", type=int, help="TCP port (default 8000; INKSTREAM_PORT)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the event log and projections live (default ./inkstream-data; INKSTREAM_DATA_DIR)",
+    )
+    p.add_argument(
+        "--fsync",
+        action="store_true",
+        default=None,
+        help="fsync every group commit: survive power loss, not only crashes (INKSTREAM_FSYNC)",
+    )
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="inkstream", description="Collaborative whiteboard on an event-sourced Yjs CRDT engine."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    return parser
+
+
+async def serve(settings: Settings) -> None:
+    """Run the embedded system under Hypercorn until SIGINT/SIGTERM."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from gateway.app import create_app
+    from gateway.system import build_embedded
+
+    app = create_app(build_embedded(settings))
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.websocket_max_message_size = settings.max_frame_bytes
+    config.accesslog = None
+    config.graceful_timeout = 5
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("inkstream").info(
+        "serving on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir.resolve()
+    )
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `inkstream` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        settings = Settings.load(
+            host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync, log_level=args.log_level
+        )
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        asyncio.run(serve(settings))
+        return 0
+    return 2

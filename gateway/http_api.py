@@ -1,0 +1,134 @@
+"""The HTTP API: health, readiness, metrics, and the boards API (JSON unless noted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from engine.board_id import validate_board_id
+from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
+from engine.model import render, summarize
+from gateway.errors import bad_request, error_response
+from gateway.system import System
+
+OCTET = "application/octet-stream"
+
+
+def _system(request: Request) -> System:
+    return request.app.state.system  # type: ignore[no-any-return]
+
+
+def iso(ts: float) -> str:
+    """Seconds since the epoch as an ISO-8601 UTC string."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: 200 when the event log accepts writes, else 503."""
+    if await _system(request).event_log.writable():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "unavailable", "detail": "event log is not writable"}, status_code=503)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition."""
+    system = _system(request)
+    system.metrics.boards_loaded.set(system.service.loaded)
+    return Response(system.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def list_boards(request: Request) -> Response:
+    """Every board: id, title, version, updated time, shape count."""
+    system = _system(request)
+    boards: list[dict[str, Any]] = []
+    for head, summary in await system.board_list():
+        live = system.service.loaded_board(head.board)
+        if live is not None:
+            title, shapes = summarize(live.doc)
+        elif summary is not None:
+            title, shapes = summary.title, summary.shapes
+        else:
+            title, shapes = "", 0
+        boards.append(
+            {"id": head.board, "title": title, "version": head.version, "updated": iso(head.updated), "shapes": shapes}
+        )
+    boards.sort(key=lambda b: b["updated"], reverse=True)
+    return JSONResponse(boards)
+
+
+async def _existing_board(system: System, board_id: str) -> Any:
+    validate_board_id(board_id)
+    live = system.service.loaded_board(board_id)
+    if live is None and await system.event_log.head(board_id) == 0:
+        raise BoardNotFound(f"board {board_id} does not exist")
+    return await system.service.open(board_id)
+
+
+async def get_board(request: Request) -> Response:
+    """The board as JSON per the board model."""
+    system = _system(request)
+    try:
+        board = await _existing_board(system, request.path_params["board"])
+    except InkstreamError as exc:
+        return error_response(exc)
+    return JSONResponse(render(board.doc, board.board_id, board.version))
+
+
+async def get_state(request: Request) -> Response:
+    """The full Yjs state as application/octet-stream."""
+    system = _system(request)
+    try:
+        board = await _existing_board(system, request.path_params["board"])
+    except InkstreamError as exc:
+        return error_response(exc)
+    return Response(board.state(), media_type=OCTET, headers={"X-Inkstream-Version": str(board.version)})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (UpdateTooLarge) past `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UpdateTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise UpdateTooLarge(f"body exceeds the limit of {limit} bytes")
+    return bytes(chunks)
+
+
+async def post_update(request: Request) -> Response:
+    """Merge a Yjs update (e.g. offline edits) into the board; returns the board's version after it."""
+    system = _system(request)
+    board_id = request.path_params["board"]
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != OCTET:
+        return bad_request(
+            f"send the Yjs update as {OCTET}, not {content_type or 'no content type'}",
+            reason="unsupported_media_type",
+            status=415,
+        )
+    try:
+        validate_board_id(board_id)
+        body = await read_body(request, system.settings.max_update_bytes)
+        if not body:
+            return bad_request("empty body: expected a Yjs update", reason="invalid_update")
+        client = request.client.host if request.client else "http"
+        user = request.headers.get("x-inkstream-user") or request.query_params.get("user") or None
+        event = await system.service.submit(board_id, body, client_id=f"http:{client}", user=user)
+    except InkstreamError as exc:
+        system.metrics.updates_rejected.labels(exc.reason).inc()
+        return error_response(exc)
+    if event is None:
+        board = system.service.loaded_board(board_id)
+        version = board.version if board is not None else await system.event_log.head(board_id)
+        return JSONResponse({"version": version, "changed": False})
+    return JSONResponse({"version": event.version, "changed": True})

@@ -1,0 +1,159 @@
+"""Rooms: the live connections of each board, awareness (presence), and broadcasting.
+
+Each connection has a bounded outbound queue drained by its own sender task, so one slow client
+never delays the others; a client that falls too far behind is closed (1013) and resyncs on
+reconnect. Awareness entries are owned by the connection that sent them and removed for everyone
+when that connection ends, cleanly or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.events import Event
+from gateway import protocol
+
+log = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_LARGE = 4413
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNSUPPORTED = 1003
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One WebSocket client of one board."""
+
+    board_id: str
+    user: str | None
+    send_frame: Callable[[bytes], Any]  # async: send one binary frame
+    close_socket: Callable[[int, str], Any]  # async: close with code and reason
+    max_queue: int = 4096
+    keepalive_seconds: float = 10.0
+    id: str = field(default_factory=lambda: f"c{next(_ids)}")
+    yjs_client_id: int | None = None
+    awareness_ids: set[int] = field(default_factory=set)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int | None = None
+    _queue: asyncio.Queue[bytes | None] = field(init=False)
+    _sender: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(self.max_queue)
+
+    @property
+    def client_id(self) -> str:
+        """Provenance client id: the Yjs client id once known, else the connection id."""
+        return str(self.yjs_client_id) if self.yjs_client_id is not None else self.id
+
+    def start(self) -> None:
+        """Start draining the outbound queue."""
+        self._sender = asyncio.create_task(self._send_forever(), name=f"inkstream-send-{self.id}")
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame; close the connection if the client is too far behind."""
+        if self.closed.is_set():
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("closing %s on board %s: client too slow", self.id, self.board_id)
+            self.close(CLOSE_TRY_AGAIN, "client too slow; reconnect to resync")
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued are sent."""
+        if self.closed.is_set():
+            return
+        self.close_code = code
+        self.closed.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        self._close_reason = reason
+        if self._queue.full():  # no room for the sentinel: close right away
+            self._closer = asyncio.ensure_future(self._close_now(code, reason))
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.close_socket(code, reason[:120])
+
+    async def _send_forever(self) -> None:
+        keepalive = protocol.awareness([])  # an empty awareness update: harmless, resets client timeouts
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(self._queue.get(), timeout=self.keepalive_seconds)
+                except TimeoutError:
+                    frame = keepalive
+                if frame is None:
+                    await self._close_now(self.close_code or 1000, getattr(self, "_close_reason", ""))
+                    return
+                await self.send_frame(frame)
+        except Exception as exc:
+            log.debug("sender of %s stopped: %r", self.id, exc)
+            self.closed.set()
+
+    async def stop(self) -> None:
+        """Stop the sender task."""
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sender
+
+
+@dataclass(eq=False)
+class Room:
+    """The connections and awareness states of one board on this node."""
+
+    board_id: str
+    connections: set[Connection] = field(default_factory=set)
+    awareness: dict[int, tuple[int, Any, Connection | None]] = field(default_factory=dict)
+
+    def broadcast(self, frame: bytes, exclude: Connection | None = None) -> None:
+        """Queue `frame` to every connection but `exclude`."""
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame)
+
+    def on_event(self, event: Event, origin: object | None) -> None:
+        """An update was accepted: send it to everyone but the connection it came from."""
+        self.broadcast(protocol.sync_update(event.update), exclude=origin if isinstance(origin, Connection) else None)
+
+    def awareness_frame(self) -> bytes | None:
+        """All present awareness states as one frame, or None if nobody is present."""
+        entries = [(cid, clock, state) for cid, (clock, state, _c) in self.awareness.items() if state is not None]
+        return protocol.awareness(entries) if entries else None
+
+    def apply_awareness(self, conn: Connection, message: protocol.AwarenessMessage) -> None:
+        """Record the sender's awareness entries and relay the frame to the others."""
+        for client_id, clock, state in message.entries:
+            current = self.awareness.get(client_id)
+            if current is None or clock > current[0] or (clock == current[0] and state is None):
+                self.awareness[client_id] = (clock, state, conn)
+            if state is not None:
+                conn.awareness_ids.add(client_id)
+                if conn.yjs_client_id is None:
+                    conn.yjs_client_id = client_id
+        self.broadcast(message.raw, exclude=conn)
+
+    def leave(self, conn: Connection) -> None:
+        """Remove a connection and tell the others its awareness states are gone."""
+        self.connections.discard(conn)
+        removed = []
+        for client_id in conn.awareness_ids:
+            current = self.awareness.get(client_id)
+            if current is not None and current[2] is conn:
+                del self.awareness[client_id]
+                if current[1] is not None:
+                    removed.append((client_id, current[0] + 1, None))
+        if removed:
+            self.broadcast(protocol.awareness(removed))

@@ -1,0 +1,79 @@
+"""One typed settings object, read once at start-up from INKSTREAM_* environment variables and flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from engine.limits import Limits
+
+_DEFAULT_LIMITS = Limits()
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its default. Env var = INKSTREAM_ + upper-case name."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("inkstream-data")
+    fsync: bool = False  # fsync every group commit (survives power loss, not only process crashes)
+    idle_unload_seconds: float = 60.0  # unload boards nobody is connected to after this long
+    checkpoint_every: int = 1000  # versions between checkpoints
+    keepalive_seconds: float = 10.0  # send something on idle sockets (y-websocket clients time out at 30 s)
+    max_send_queue: int = 4096  # frames queued to one slow client before it is disconnected
+    max_update_bytes: int = _DEFAULT_LIMITS.max_update_bytes
+    max_frame_bytes: int = _DEFAULT_LIMITS.max_frame_bytes
+    max_awareness_bytes: int = _DEFAULT_LIMITS.max_awareness_bytes
+    max_board_bytes: int = _DEFAULT_LIMITS.max_board_bytes
+    log_level: str = "INFO"
+    # distributed mode
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic: str = "inkstream.updates"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongo_db: str = "inkstream"
+    etcd_url: str = "http://127.0.0.1:2379"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limits(self) -> Limits:
+        """The size limits for client input."""
+        return Limits(self.max_update_bytes, self.max_frame_bytes, self.max_awareness_bytes, self.max_board_bytes)
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then INKSTREAM_* environment variables, then explicit (non-None) overrides."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(f"INKSTREAM_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.type, raw, f.name)
+        settings = cls(**values)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _coerce(kind: Any, raw: str, name: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "bool":
+            return _env_bool(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise SystemExit(f"INKSTREAM_{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

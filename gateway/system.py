@@ -1,0 +1,85 @@
+"""The composition root: builds the engine, projections and rooms for one process, and owns their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.adapters.sqlite_log import SqliteEventLog
+from engine.events import BoardHead
+from engine.service import BoardService
+from gateway.metrics import Metrics
+from gateway.rooms import CLOSE_INTERNAL, Room
+from gateway.settings import Settings
+from projections.local_projector import LocalProjector
+from projections.sqlite_store import BoardSummary, SqliteProjectionStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class System:
+    """Everything one gateway process runs, wired together."""
+
+    settings: Settings
+    event_log: Any
+    store: Any
+    service: BoardService
+    metrics: Metrics
+    projector: Any = None
+    rooms: dict[str, Room] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Open storage and start background work."""
+        await self.event_log.start()
+        await self.store.start()
+        await self.service.start()
+        if self.projector is not None:
+            await self.projector.start()
+        self.service.on_reset(self._board_reset)
+
+    async def close(self) -> None:
+        """Close every connection, then stop background work and storage (pending appends are committed)."""
+        for room in list(self.rooms.values()):
+            for conn in list(room.connections):
+                conn.close(1001, "server shutting down")
+        await asyncio.sleep(0)
+        if self.projector is not None:
+            await self.projector.close()
+        await self.service.close()
+        await self.event_log.close()
+        await self.store.close()
+
+    def _board_reset(self, board_id: str, reason: str) -> None:
+        room = self.rooms.get(board_id)
+        if room is not None:
+            for conn in list(room.connections):
+                conn.close(CLOSE_INTERNAL, "storage failure; reconnect to resync")
+
+    async def board_list(self) -> list[tuple[BoardHead, BoardSummary | None]]:
+        """Every board in the log with its latest projected summary (None if not projected yet)."""
+        heads = await self.event_log.heads()
+        summaries = await self.store.summaries()
+        return [(head, summaries.get(head.board)) for head in heads]
+
+
+def build_embedded(settings: Settings) -> System:
+    """The embedded system: SQLite event log, in-process views, SQLite projections, one process."""
+    metrics = Metrics()
+    data_dir = settings.data_dir
+    event_log = SqliteEventLog(
+        data_dir / "events.db", fsync=settings.fsync, on_commit=lambda n, _s: metrics.commit_batch.observe(n)
+    )
+    store = SqliteProjectionStore(data_dir / "projections.db", fsync=settings.fsync)
+    service = BoardService(event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds)
+    projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
+    system = System(settings, event_log, store, service, metrics, projector)
+
+    def accepted(_event: object, seconds: float) -> None:
+        metrics.updates_accepted.inc()
+        metrics.append_seconds.observe(seconds)
+
+    service.on_accepted = accepted
+    return system

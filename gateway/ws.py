@@ -1,0 +1,208 @@
+"""The y-websocket endpoint: /ws/{board}.
+
+Per connection: send sync step 1 and the room's awareness; answer the client's step 1 with a step 2
+for that client only; accept step 2 / update messages through the engine (broadcast happens only
+after the log has them); relay awareness. Bad input closes this one connection with a code and a
+reason; nothing of it is logged and nothing else is disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from engine.board_id import validate_board_id
+from engine.errors import BoardTooLarge, InkstreamError, InvalidBoardId, StorageUnavailable, UpdateTooLarge
+from engine.events import Event
+from gateway import protocol
+from gateway.rooms import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_INTERNAL,
+    CLOSE_TOO_LARGE,
+    CLOSE_UNSUPPORTED,
+    Connection,
+    Room,
+)
+from gateway.system import System
+
+log = logging.getLogger(__name__)
+
+MAX_INFLIGHT = 1024  # appends one connection may have in flight before we wait for the log
+
+
+def _user(websocket: WebSocket) -> str | None:
+    user = websocket.query_params.get("user", "").strip()
+    return user[:64] or None
+
+
+async def board_socket(websocket: WebSocket) -> None:
+    """Serve one y-websocket client of one board."""
+    system: System = websocket.app.state.system
+    settings = system.settings
+    board_id = websocket.path_params["board"]
+    await websocket.accept()
+    try:
+        validate_board_id(board_id)
+    except InvalidBoardId as exc:
+        system.metrics.updates_rejected.labels(exc.reason).inc()
+        await websocket.close(CLOSE_BAD_REQUEST, f"invalid board id: {exc}"[:120])
+        return
+    # `token` is reserved for authentication; it is accepted and ignored until auth lands.
+    try:
+        board = await system.service.open(board_id)
+    except InkstreamError as exc:
+        await websocket.close(CLOSE_INTERNAL, f"cannot load board: {exc}"[:120])
+        return
+    system.service.retain(board_id)
+
+    async def send(frame: bytes) -> None:
+        await websocket.send_bytes(frame)
+
+    async def close(code: int, reason: str) -> None:
+        await websocket.close(code, reason)
+
+    conn = Connection(
+        board_id,
+        _user(websocket),
+        send,
+        close,
+        max_queue=settings.max_send_queue,
+        keepalive_seconds=settings.keepalive_seconds,
+    )
+    room = system.rooms.get(board_id)
+    if room is None:
+        room = system.rooms[board_id] = Room(board_id)
+        system.service.listen(board_id, room.on_event)
+    room.connections.add(conn)
+    system.metrics.connections.inc()
+    system.metrics.boards_loaded.set(system.service.loaded)
+    conn.start()
+    conn.send(protocol.sync_step1(board.state_vector()))
+    present = room.awareness_frame()
+    if present is not None:
+        conn.send(present)
+    try:
+        await _receive_loop(websocket, system, conn, room)
+    finally:
+        room.leave(conn)
+        await conn.stop()
+        if not room.connections:
+            system.service.unlisten(board_id, room.on_event)
+            if system.rooms.get(board_id) is room:
+                del system.rooms[board_id]
+        system.service.release(board_id)
+        system.metrics.connections.dec()
+
+
+async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
+    limits = system.settings.limits
+    inflight: deque[asyncio.Future[Event | None]] = deque()
+    closed_wait = asyncio.ensure_future(conn.closed.wait())
+    try:
+        while True:
+            receive = asyncio.ensure_future(websocket.receive())
+            done, _ = await asyncio.wait({receive, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                return  # closed by us (slow client, storage failure, shutdown)
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = message.get("bytes")
+            if frame is None:
+                _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
+                return
+            if len(frame) > limits.max_frame_bytes:
+                _reject(
+                    system,
+                    conn,
+                    "too_large",
+                    CLOSE_TOO_LARGE,
+                    f"frame of {len(frame)} bytes exceeds {limits.max_frame_bytes}",
+                )
+                return
+            try:
+                decoded = protocol.decode(frame)
+            except protocol.ProtocolError as exc:
+                _reject(system, conn, "protocol", CLOSE_BAD_REQUEST, f"malformed message: {exc}")
+                return
+            if isinstance(decoded, protocol.SyncMessage):
+                if not await _on_sync(system, conn, decoded, inflight):
+                    return
+            elif isinstance(decoded, protocol.AwarenessMessage):
+                if len(frame) > limits.max_awareness_bytes:
+                    _reject(system, conn, "too_large", CLOSE_TOO_LARGE, "awareness message too large")
+                    return
+                room.apply_awareness(conn, decoded)
+            elif decoded.kind == protocol.MSG_QUERY_AWARENESS:
+                present = room.awareness_frame()
+                if present is not None:
+                    conn.send(present)
+    except WebSocketDisconnect:
+        return
+    finally:
+        closed_wait.cancel()
+        # Let accepted-but-not-yet-durable updates finish: their broadcast happens when they do.
+        for future in inflight:
+            if not future.done():
+                try:
+                    await future
+                except InkstreamError:
+                    pass
+
+
+async def _on_sync(
+    system: System, conn: Connection, message: protocol.SyncMessage, inflight: deque[asyncio.Future[Event | None]]
+) -> bool:
+    """Handle one sync message; return False if the connection was closed."""
+    board = system.service.loaded_board(conn.board_id)
+    if board is None:
+        conn.close(CLOSE_INTERNAL, "board was reset; reconnect to resync")
+        return False
+    if message.step == protocol.SYNC_STEP1:
+        started = time.perf_counter()
+        try:
+            reply = protocol.sync_step2(board.state(message.payload))
+        except BaseException as exc:  # pycrdt rejects a malformed state vector (possibly with a panic)
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            _reject(system, conn, "invalid_state_vector", CLOSE_BAD_REQUEST, "sync step 1 has an invalid state vector")
+            return False
+        conn.send(reply)
+        system.metrics.join_seconds.observe(time.perf_counter() - started)
+        return True
+    # STEP2 and UPDATE both carry an update to accept.
+    try:
+        future = system.service.submit_loaded(board, message.payload, conn.client_id, conn.user, origin=conn)
+    except (UpdateTooLarge, BoardTooLarge) as exc:
+        _reject(system, conn, exc.reason, CLOSE_TOO_LARGE, str(exc))
+        return False
+    except StorageUnavailable as exc:
+        conn.close(CLOSE_INTERNAL, str(exc))
+        return False
+    except InkstreamError as exc:
+        _reject(system, conn, exc.reason, CLOSE_BAD_REQUEST, str(exc))
+        return False
+    if not future.done():
+        inflight.append(future)
+        future.add_done_callback(lambda f: _append_failed(conn, f))
+    while inflight and inflight[0].done():
+        inflight.popleft()
+    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
+        await asyncio.wait([inflight[0]])
+    return True
+
+
+def _append_failed(conn: Connection, future: asyncio.Future[Event | None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        conn.close(CLOSE_INTERNAL, "update could not be stored; reconnect to resync")
+
+
+def _reject(system: System, conn: Connection, reason: str, code: int, detail: str) -> None:
+    system.metrics.updates_rejected.labels(reason).inc()
+    log.info("closing %s on board %s: %s (%s)", conn.id, conn.board_id, detail, code)
+    conn.close(code, detail)
