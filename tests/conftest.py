@@ -40,7 +40,7 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - the predicate may fail until ready
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc!r}")
@@ -69,9 +69,22 @@ class InkstreamServer:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
             env={**os.environ, **self.env},
         )
         wait_until(self._healthy, timeout=30, what=f"inkstream serve on {self.port} (log {self.log_path})")
