@@ -27,7 +27,7 @@ def apply_update(doc: Doc[Any], update: bytes) -> None:
     except BaseException as exc:  # pycrdt's Rust core can panic with a BaseException subclass
         if _is_fatal(exc):
             raise
-        raise InvalidUpdate(f"not a valid Yjs update: {exc}") from None
+        raise InvalidUpdate(f"invalid Yjs update: {exc}") from None
 
 
 def fold_into(doc: Doc[Any], updates: Iterable[bytes]) -> Doc[Any]:

@@ -67,7 +67,7 @@ async def list_boards(request: Request) -> Response:
 async def _existing_board(system: System, board_id: str) -> Any:
     validate_board_id(board_id)
     live = system.service.loaded_board(board_id)
-    if live is None and await system.event_log.head(board_id) == 0:
+    if (live is None or live.version == 0) and await system.event_log.head(board_id) == 0:
         raise BoardNotFound(f"board {board_id} does not exist")
     return await system.service.open(board_id)
 

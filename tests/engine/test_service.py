@@ -1,0 +1,151 @@
+"""BoardService over the real embedded adapters: accept, load, unload, failures."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycrdt import Doc, Map
+
+from engine.adapters.sqlite_log import SqliteEventLog
+from engine.errors import InvalidBoardId, InvalidUpdate, StorageUnavailable
+from engine.events import Event, Provenance
+from engine.fold import load_doc
+from engine.model import render_shapes
+from engine.service import BoardService
+from projections.local_projector import LocalProjector
+from projections.sqlite_store import SqliteProjectionStore
+
+
+class Author:
+    """A pycrdt client that produces one update per shape it draws."""
+
+    def __init__(self) -> None:
+        self.doc: Doc = Doc()
+        self.shapes = self.doc.get("shapes", type=Map)
+
+    def draw(self, shape_id: str, x: float = 0.0) -> bytes:
+        before = self.doc.get_state()
+        self.shapes[shape_id] = Map({"type": "rect", "x": x, "y": 0.0, "w": 10.0, "h": 10.0, "z": shape_id})
+        return bytes(self.doc.get_update(before))
+
+
+class Stack:
+    def __init__(self, data: Path, checkpoint_every: int = 1000, idle: float = 60.0) -> None:
+        self.log = SqliteEventLog(data / "events.db")
+        self.store = SqliteProjectionStore(data / "projections.db")
+        self.projector = LocalProjector(self.log, self.store, checkpoint_every=checkpoint_every)
+        self.service = BoardService(self.log, self.store, idle_seconds=idle)
+
+    async def __aenter__(self) -> "Stack":
+        await self.log.start()
+        await self.store.start()
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.projector.close()
+        await self.service.close()
+        await self.log.close()
+        await self.store.close()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with Stack(tmp_path) as s:
+        yield s
+
+
+async def test_submit_logs_effective_delta_and_notifies_after_append(stack: Stack) -> None:
+    seen: list[tuple[Event, object]] = []
+    board = await stack.service.open("b1")
+    stack.service.listen("b1", lambda e, origin: seen.append((e, origin)))
+    author = Author()
+    update = author.draw("s1")
+    event = await stack.service.submit("b1", update, client_id="c1", user="ann", origin="conn-1")
+    assert event is not None and event.version == 1 and event.provenance.user == "ann"
+    assert seen == [(event, "conn-1")]
+    assert board.version == 1
+    # Re-sending the same update changes nothing: no new version, nothing logged, nobody told.
+    assert await stack.service.submit("b1", update, client_id="c1") is None
+    assert await stack.log.head("b1") == 1 and len(seen) == 1
+
+
+async def test_invalid_input_is_never_logged(stack: Stack) -> None:
+    with pytest.raises(InvalidUpdate):
+        await stack.service.submit("b1", b"\x07not-yjs", client_id="c1")
+    with pytest.raises(InvalidBoardId):
+        await stack.service.submit("bad id", Author().draw("s1"), client_id="c1")
+    assert await stack.log.head("b1") == 0
+
+
+async def test_board_loads_from_checkpoint_plus_log_tail(tmp_path: Path) -> None:
+    author = Author()
+    async with Stack(tmp_path, checkpoint_every=10) as s:
+        await s.projector.start()
+        for i in range(25):
+            await s.service.submit("b1", author.draw(f"s{i:02}", float(i)), client_id="c")
+        await _wait(lambda: s.projector.cursor >= 25)
+        checkpoint = await s.store.latest("b1")
+        assert checkpoint is not None and checkpoint.version == 20
+    async with Stack(tmp_path) as s:  # fresh process: load = checkpoint 20 + versions 21..25
+        board = await s.service.open("b1")
+        assert board.version == 25
+        assert [sh["id"] for sh in render_shapes(board.doc)] == [f"s{i:02}" for i in range(25)]
+        # The log alone folds to the same board.
+        replayed = load_doc(None, [e.update for e in await s.log.read("b1")])
+        assert render_shapes(replayed) == render_shapes(board.doc)
+
+
+async def test_idle_boards_unload_only_when_unused(stack: Stack) -> None:
+    stack.service.idle_seconds = 0
+    await stack.service.submit("b1", Author().draw("s1"), client_id="c")
+    await stack.service.open("b2")
+    stack.service.retain("b2")
+    assert sorted(stack.service.unload_idle()) == ["b1"]
+    assert stack.service.loaded_board("b2") is not None
+    stack.service.release("b2")
+    assert stack.service.unload_idle() == ["b2"]
+    board = await stack.service.open("b1")  # reloads from the log
+    assert board.version == 1
+
+
+async def test_concurrent_loads_share_one_board(stack: Stack) -> None:
+    boards = await asyncio.gather(*(stack.service.open("b1") for _ in range(10)))
+    assert all(b is boards[0] for b in boards)
+
+
+class FailingLog:
+    """An event log whose appends fail (disk full); everything else delegates to a real log."""
+
+    def __init__(self, real: SqliteEventLog) -> None:
+        self.real = real
+
+    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
+        raise StorageUnavailable("disk full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_storage_failure_rejects_and_resets_the_board(stack: Stack) -> None:
+    author = Author()
+    await stack.service.submit("b1", author.draw("s1"), client_id="c")
+    resets: list[str] = []
+    stack.service.on_reset(lambda board, reason: resets.append(board))
+    stack.service.log = FailingLog(stack.log)  # type: ignore[assignment]
+    with pytest.raises(StorageUnavailable):
+        await stack.service.submit("b1", author.draw("s2"), client_id="c")
+    assert resets == ["b1"]
+    stack.service.log = stack.log
+    board = await stack.service.open("b1")  # reloaded from the log: the rejected update is not there
+    assert [s["id"] for s in render_shapes(board.doc)] == ["s1"]
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
