@@ -152,8 +152,10 @@ class LocalProjector:
             f.checkpointed = f.version
 
     def _evict(self) -> None:
-        while len(self._docs) > self.cache_boards:
-            board, folded = next(iter(self._docs.items()))
-            if folded.version > folded.checkpointed:
-                break  # keep it until its quiet checkpoint is written
+        """Drop least recently used docs beyond the cache size; keep those with unwritten checkpoints."""
+        excess = len(self._docs) - self.cache_boards
+        if excess <= 0:
+            return
+        clean = [b for b, f in self._docs.items() if f.version == f.checkpointed][:excess]
+        for board in clean:
             del self._docs[board]
