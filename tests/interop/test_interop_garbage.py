@@ -72,8 +72,8 @@ def test_garbage_payloads_are_really_garbage() -> None:
 
 async def _send_and_wait_for_close(url: str, frame: bytes | str) -> tuple[int | None, str | None]:
     async with connect(url, max_size=None, proxy=None, open_timeout=10, close_timeout=10) as ws:
-        await ws.send(frame)
         try:
+            await ws.send(frame)  # the server may already have closed (e.g. a bad board id)
             async with asyncio.timeout(10):
                 async for _ in ws:  # the server's step 1 etc. may arrive before the close
                     pass
@@ -119,7 +119,9 @@ async def test_garbage_frame_closes_only_that_connection(target: Target, js_clie
     version_before = target.version(board)
 
     code, reason = await _send_and_wait_for_close(f"{target.ws_url}/{board}", GARBAGE[kind])
-    assert code is not None and 4400 <= code < 4500, (code, reason)
+    # A text frame may also get the WebSocket layer's own 1003 "unsupported data".
+    allowed_standard = {1003} if kind == "text-frame" else set()
+    assert code is not None and (4400 <= code < 4500 or code in allowed_standard), (code, reason)
     assert reason, f"close code {code} needs a reason a developer can act on"
 
     await _check_room_unharmed(target, board, writer, reader, version_before, marker=f"after-{kind}")
