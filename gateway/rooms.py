@@ -90,10 +90,13 @@ class Connection:
         keepalive = protocol.awareness([])  # an empty awareness update: harmless, resets client timeouts
         try:
             while True:
-                try:
-                    frame = await asyncio.wait_for(self._queue.get(), timeout=self.keepalive_seconds)
-                except TimeoutError:
-                    frame = keepalive
+                if not self._queue.empty():  # the common case under load: no timer needed
+                    frame = self._queue.get_nowait()
+                else:
+                    try:
+                        frame = await asyncio.wait_for(self._queue.get(), timeout=self.keepalive_seconds)
+                    except TimeoutError:
+                        frame = keepalive
                 if frame is None:
                     await self._close_now(self.close_code or 1000, getattr(self, "_close_reason", ""))
                     return

@@ -101,15 +101,11 @@ async def board_socket(websocket: WebSocket) -> None:
 async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
     limits = system.settings.limits
     inflight: deque[asyncio.Future[Event | None]] = deque()
-    closed_wait = asyncio.ensure_future(conn.closed.wait())
     try:
         while True:
-            receive = asyncio.ensure_future(websocket.receive())
-            done, _ = await asyncio.wait({receive, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:
-                receive.cancel()
+            message = await websocket.receive()
+            if conn.closed.is_set():
                 return  # closed by us (slow client, storage failure, shutdown)
-            message = receive.result()
             if message["type"] == "websocket.disconnect":
                 return
             frame = message.get("bytes")
@@ -145,7 +141,6 @@ async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, 
     except WebSocketDisconnect:
         return
     finally:
-        closed_wait.cancel()
         # Let accepted-but-not-yet-durable updates finish: their broadcast happens when they do.
         for future in inflight:
             if not future.done():
