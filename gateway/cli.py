@@ -29,6 +29,17 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
 
 
+def _projector_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("projector", help="fold the Kafka updates topic into MongoDB (faust worker, own consumer group)")
+    p.add_argument("--kafka-bootstrap", help="Kafka bootstrap servers host:port (INKSTREAM_KAFKA_BOOTSTRAP)")
+    p.add_argument("--kafka-topic", help="the updates topic (INKSTREAM_KAFKA_TOPIC)")
+    p.add_argument("--mongo-url", help="MongoDB connection string (INKSTREAM_MONGO_URL)")
+    p.add_argument("--mongo-db", help="MongoDB database (INKSTREAM_MONGO_DB)")
+    p.add_argument("--group", default="inkstream-projector", help="Kafka consumer group (default inkstream-projector)")
+    p.add_argument("--checkpoint-every", type=int, help="versions between checkpoints (INKSTREAM_CHECKPOINT_EVERY)")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -36,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _projector_parser(sub)
     return parser
 
 
@@ -63,6 +75,30 @@ async def serve(settings: Settings) -> None:
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
+def projector(args: argparse.Namespace) -> int:
+    """Run the MongoDB projector worker until SIGINT/SIGTERM."""
+    from projections.mongo_projector import ProjectorConfig, run_worker
+
+    settings = Settings.load(
+        kafka_bootstrap=args.kafka_bootstrap,
+        kafka_topic=args.kafka_topic,
+        mongo_url=args.mongo_url,
+        mongo_db=args.mongo_db,
+        checkpoint_every=args.checkpoint_every,
+        log_level=args.log_level,
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ProjectorConfig(
+        kafka_bootstrap=settings.kafka_bootstrap,
+        topic=settings.kafka_topic,
+        mongo_url=settings.mongo_url,
+        mongo_db=settings.mongo_db,
+        group=args.group,
+        checkpoint_every=settings.checkpoint_every,
+    )
+    return run_worker(config, settings.log_level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `inkstream` console script."""
     args = build_parser().parse_args(argv)
@@ -73,4 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(serve(settings))
         return 0
+    if args.command == "projector":
+        return projector(args)
     return 2

@@ -1,0 +1,88 @@
+"""MongoDB documents of the distributed projections (Beanie models).
+
+Collections (one database, `settings.mongo_db`):
+
+- ``boards``: one document per board, the compacted state with its JSON rendering (per
+  engine.model), the version it includes and where in the topic that version came from.
+- ``updates``: the archive, one document per accepted update with its provenance; unique on
+  (board, version). Survives Kafka retention; history replays from it.
+- ``checkpoints``: the compacted state every K versions; unique on (board, version).
+- ``projector_cursors``: per topic partition, the offset folded into MongoDB (for lag and resume checks).
+
+Every write is conditional on version, so a projection never goes backwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beanie import Document
+from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+
+class BoardDocument(Document):
+    """The compacted board: state bytes, its JSON rendering, and the version it includes."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]  # the board id
+    version: int
+    updated: float  # provenance time of `version`, seconds since the epoch
+    title: str
+    shapes: int
+    state: bytes  # the full Yjs state as one update (doc.get_update())
+    content: dict[str, Any]  # engine.model.render(doc, id, version)
+    partition: int  # topic partition of the board's records
+    offset: int  # topic offset of the record that became `version`
+
+    class Settings:
+        name = "boards"
+        indexes = [IndexModel([("updated", DESCENDING)])]
+
+
+class UpdateRecord(Document):
+    """One accepted update of one board, as archived: version, provenance and the Yjs bytes."""
+
+    board: str
+    version: int
+    time: float  # seconds since the epoch, when the log accepted it
+    client: str
+    user: str
+    data: bytes
+    partition: int
+    offset: int
+
+    class Settings:
+        name = "updates"
+        indexes = [
+            IndexModel([("board", ASCENDING), ("version", ASCENDING)], unique=True, name="board_version"),
+            IndexModel([("board", ASCENDING), ("time", ASCENDING)], name="board_time"),
+        ]
+
+
+class CheckpointDocument(Document):
+    """The compacted state of a board after `version` (every K versions)."""
+
+    board: str
+    version: int
+    state: bytes
+
+    class Settings:
+        name = "checkpoints"
+        indexes = [IndexModel([("board", ASCENDING), ("version", DESCENDING)], unique=True, name="board_version")]
+
+
+class PartitionCursor(Document):
+    """How far into one partition of the topic MongoDB has folded (the next offset to read)."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]  # f"{group}:{topic}:{partition}"
+    group: str
+    topic: str
+    partition: int
+    next_offset: int
+    updated: float
+
+    class Settings:
+        name = "projector_cursors"
+
+
+DOCUMENT_MODELS: list[type[Document]] = [BoardDocument, UpdateRecord, CheckpointDocument, PartitionCursor]
