@@ -49,6 +49,8 @@ def create_app(system: System) -> Starlette:
         Route("/api/boards/{board}", http_api.get_board),
         Route("/api/boards/{board}/state", http_api.get_state),
         Route("/api/boards/{board}/updates", http_api.post_update, methods=["POST"]),
+        Route("/api/cluster", http_api.cluster),
+        Route("/api/route/{board}", http_api.route),
         WebSocketRoute("/ws/{board:path}", board_socket),
         Route("/", web_app),
         Route("/b/{board:path}", web_app),

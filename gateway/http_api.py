@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from engine.board_id import validate_board_id
 from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
 from engine.model import render, summarize
+from engine.routing import preferred
 from gateway.errors import bad_request, error_response
 from gateway.system import System
 
@@ -132,3 +133,23 @@ async def post_update(request: Request) -> Response:
         version = board.version if board is not None else await system.event_log.head(board_id)
         return JSONResponse({"version": version, "changed": False})
     return JSONResponse({"version": event.version, "changed": True})
+
+
+async def cluster(request: Request) -> Response:
+    """The live gateways: {"self": member, "gateways": [member, ...]} (one node in embedded mode)."""
+    membership = _system(request).membership
+    return JSONResponse(
+        {"self": membership.self_member.to_json(), "gateways": [m.to_json() for m in membership.members()]}
+    )
+
+
+async def route(request: Request) -> Response:
+    """A board's preferred gateway by rendezvous hashing over the live members."""
+    board_id = request.path_params["board"]
+    try:
+        validate_board_id(board_id)
+    except InkstreamError as exc:
+        return error_response(exc)
+    membership = _system(request).membership
+    member = preferred(board_id, membership.members()) or membership.self_member
+    return JSONResponse({"board": board_id, "gateway": member.to_json()})

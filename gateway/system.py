@@ -10,6 +10,7 @@ from typing import Any
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import BoardHead
 from engine.service import BoardService
+from gateway.membership import build_membership
 from gateway.metrics import Metrics
 from gateway.rooms import CLOSE_INTERNAL, Room
 from gateway.settings import Settings
@@ -29,6 +30,7 @@ class System:
     service: BoardService
     metrics: Metrics
     projector: Any = None
+    membership: Any = None  # engine.routing.Membership: this node alone, or etcd (gateway.membership)
     rooms: dict[str, Room] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -39,9 +41,13 @@ class System:
         if self.projector is not None:
             await self.projector.start()
         self.service.on_reset(self._board_reset)
+        if self.membership is not None:
+            await self.membership.start()  # join the cluster last: only a ready node is routed to
 
     async def close(self) -> None:
         """Close every connection, then stop background work and storage (pending appends are committed)."""
+        if self.membership is not None:
+            await self.membership.close()  # leave the cluster first, so no new clients are routed here
         for room in list(self.rooms.values()):
             for conn in list(room.connections):
                 conn.close(1001, "server shutting down")
@@ -75,7 +81,7 @@ def build_embedded(settings: Settings) -> System:
     store = SqliteProjectionStore(data_dir / "projections.db", fsync=settings.fsync)
     service = BoardService(event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds)
     projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
-    system = System(settings, event_log, store, service, metrics, projector)
+    system = System(settings, event_log, store, service, metrics, projector, build_membership(settings, False))
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()
