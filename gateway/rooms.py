@@ -105,9 +105,12 @@ class Connection:
             log.debug("sender of %s stopped: %r", self.id, exc)
             self.closed.set()
 
-    async def stop(self) -> None:
-        """Stop the sender task."""
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop the sender task, first letting it send what is queued and the close frame if we are closing."""
         if self._sender is not None:
+            if self.close_code is not None and not self._sender.done():
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(self._sender), grace)
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender
