@@ -1,0 +1,1560 @@
+// The board page: a canvas whiteboard synced through Yjs (y-websocket to the
+// Inkstream gateway, y-indexeddb for offline), with presence and undo.
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { IndexeddbPersistence } from 'y-indexeddb'
+import {
+  LOCAL, LINE_HEIGHT, STICKY_PAD, POINT_TYPES, TEXT_TYPES, getRoots, readShape, finishShape,
+  insertShape, newShapeFields, compareZ, keyBetween, keysBetween, randomId, round, shapeBox,
+  snapshotShapes, FIELDS
+} from './model.js'
+import { drawShape, drawGrid, fontString, measureText, renderToCanvas, unionBounds, isClosed } from './render.js'
+import { importExcalidraw, exportExcalidraw, describeSkipped } from './excalidraw.js'
+import { exportSvg } from './svg.js'
+import { icon, LOGO } from './icons.js'
+import { h, toast, promptDialog, download } from './ui.js'
+import { storedName, suggestName, setName, userColor, initials } from './user.js'
+
+const TOOLS = [
+  { id: 'select', label: 'Select', key: 'V' },
+  { id: 'pen', label: 'Pen', key: 'P' },
+  { id: 'rect', label: 'Rectangle', key: 'R' },
+  { id: 'ellipse', label: 'Ellipse', key: 'O' },
+  { id: 'line', label: 'Line', key: 'L' },
+  { id: 'arrow', label: 'Arrow', key: 'A' },
+  { id: 'text', label: 'Text', key: 'T' },
+  { id: 'sticky', label: 'Sticky note', key: 'S' },
+  { id: 'eraser', label: 'Eraser', key: 'E' }
+]
+
+const STROKES = [
+  ['#1e1e2e', 'Ink'], ['#868e96', 'Grey'], ['#e03131', 'Red'], ['#f08c00', 'Orange'],
+  ['#2f9e44', 'Green'], ['#0c8599', 'Teal'], ['#1971c2', 'Blue'], ['#9c36b5', 'Purple']
+]
+const FILLS = [
+  ['transparent', 'None'], ['#ffffff', 'White'], ['#ffc9c9', 'Pink'], ['#ffec99', 'Yellow'],
+  ['#b2f2bb', 'Mint'], ['#a5d8ff', 'Sky'], ['#eebefa', 'Lilac'], ['#e9ecef', 'Fog']
+]
+const WIDTHS = [[2, 'Thin'], [4, 'Medium'], [8, 'Bold']]
+const FONTS = [[16, 'S'], [24, 'M'], [36, 'L'], [56, 'XL']]
+
+const FLUSH_MS = 50 // max one Yjs update per 50 ms per gesture (coalescing)
+const CURSOR_MS = 50
+const MIN_ZOOM = 0.02
+const MAX_ZOOM = 8
+const HANDLE = 8
+
+const FILLABLE = new Set(['rect', 'ellipse', 'sticky', 'line'])
+
+export function mountBoard (root, boardId) {
+  // ---------------------------------------------------------------- document
+  const doc = new Y.Doc()
+  const { shapes: shapesY, meta: metaY } = getRoots(doc)
+  const undo = new Y.UndoManager([shapesY, metaY], { trackedOrigins: new Set([LOCAL]), captureTimeout: 400 })
+
+  let userName = storedName() || suggestName()
+  const color = userColor()
+
+  const cache = new Map() // id -> plain shape (Y state + unflushed local edits)
+  let sorted = []
+  let sortedDirty = true
+  const pending = new Map() // id -> fields not yet written to Yjs
+  let flushTimer = 0
+  let lastFlush = 0
+
+  const selection = new Set()
+  let tool = 'pen'
+  const style = { stroke: '#1e1e2e', fill: 'transparent', width: 2, font: 24, opacity: 1 }
+  let cam = loadCam() || { x: -innerWidth / 2, y: -innerHeight / 2, zoom: 1 }
+  let camFromStorage = !!loadCam()
+  let gesture = null
+  let spaceDown = false
+  let editing = null // { id, ta, isNew, pos }
+  const erasing = new Set()
+  let hoverId = null
+
+  // ---------------------------------------------------------------- DOM
+  const canvas = h('canvas', { class: 'board-canvas', 'data-testid': 'board-canvas', tabindex: '0', 'aria-label': 'Whiteboard canvas' })
+  const cursorsLayer = h('div', { class: 'cursors', 'aria-hidden': 'true' })
+  const editorLayer = h('div', { class: 'editor-layer' })
+  const titleInput = h('input', { class: 'title-input', 'aria-label': 'Board title', placeholder: 'Untitled board', maxlength: '120', 'data-testid': 'board-title', spellcheck: 'false' })
+  const fileInput = h('input', { type: 'file', accept: '.excalidraw,.json,application/json', style: { display: 'none' }, 'data-testid': 'import-input' })
+  const menu = h('div', { class: 'menu', role: 'menu', hidden: true })
+  const menuBtn = h('button', { class: 'icon-btn', 'aria-label': 'Main menu', 'aria-haspopup': 'menu', title: 'Menu', 'data-testid': 'menu-button', html: icon('menu') })
+  const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Tools' })
+  const toolButtons = new Map()
+  for (const t of TOOLS) {
+    const b = h('button', {
+      class: 'tool-btn',
+      'aria-label': `${t.label} (${t.key})`,
+      'aria-pressed': 'false',
+      'data-tool': t.id,
+      'data-testid': `tool-${t.id}`,
+      'data-tip': `${t.label} — ${t.key}`,
+      html: icon(t.id) + `<span class="kbd">${t.key}</span>`,
+      onclick: () => setTool(t.id)
+    })
+    toolButtons.set(t.id, b)
+    toolbar.append(b)
+  }
+  const stylePanel = h('div', { class: 'style-panel', 'aria-label': 'Style', role: 'region' })
+  const presence = h('div', { class: 'presence', 'data-testid': 'presence-list', 'aria-label': 'People on this board' })
+  const status = h('div', { class: 'status', 'data-testid': 'connection-status', 'data-state': 'connecting', role: 'status', 'aria-live': 'polite' })
+  const zoomLabel = h('button', { class: 'zoom-label', 'aria-label': 'Reset zoom to 100%', 'data-tip': 'Reset zoom — Ctrl+0', 'data-testid': 'zoom-reset', onclick: () => zoomTo(1) }, '100%')
+  const undoBtn = h('button', { class: 'icon-btn', 'aria-label': 'Undo (Ctrl+Z)', 'data-tip': 'Undo — Ctrl+Z', 'data-testid': 'undo', html: icon('undo'), onclick: () => doUndo() })
+  const redoBtn = h('button', { class: 'icon-btn', 'aria-label': 'Redo (Ctrl+Shift+Z)', 'data-tip': 'Redo — Ctrl+Shift+Z', 'data-testid': 'redo', html: icon('redo'), onclick: () => doRedo() })
+  const emptyHint = h('div', { class: 'empty-hint', hidden: true },
+    h('div', { class: 'empty-title' }, 'This board is empty'),
+    h('div', { class: 'empty-sub' }, 'Draw with the pen, pick a shape from the toolbar, or drop an .excalidraw file here.'))
+  const dropOverlay = h('div', { class: 'drop-overlay', hidden: true }, h('div', { class: 'drop-card' }, h('span', { html: icon('upload', 28) }), 'Drop an .excalidraw file to import it'))
+
+  const menuItems = [
+    ['upload', 'Import .excalidraw…', 'menu-import', () => fileInput.click()],
+    null,
+    ['image', 'Export as PNG', 'export-png', () => exportPng()],
+    ['file', 'Export as SVG', 'export-svg', () => exportSvgFile()],
+    ['download', 'Export as .excalidraw', 'export-excalidraw', () => exportExcalidrawFile()],
+    null,
+    ['link', 'Copy link to board', 'copy-link', () => copyLink()],
+    ['user', 'Change your name…', 'change-name', () => askName(true)],
+    ['grid', 'All boards', 'all-boards', () => { location.href = '/' }]
+  ]
+  for (const it of menuItems) {
+    if (!it) { menu.append(h('div', { class: 'menu-sep', role: 'separator' })); continue }
+    menu.append(h('button', { class: 'menu-item', role: 'menuitem', 'data-testid': it[2], html: icon(it[0], 18) + `<span>${it[1]}</span>`, onclick: () => { closeMenu(); it[3]() } }))
+  }
+
+  root.replaceChildren(
+    h('div', { class: 'board' },
+      canvas, cursorsLayer, editorLayer,
+      h('header', { class: 'topbar' },
+        h('div', { class: 'card title-card' },
+          h('a', { class: 'logo-link', href: '/', 'aria-label': 'All boards', 'data-tip': 'All boards', html: LOGO }),
+          titleInput,
+          h('div', { class: 'menu-wrap' }, menuBtn, menu)),
+        toolbar,
+        h('div', { class: 'card right-card' }, presence, status,
+          h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
+      ),
+      stylePanel,
+      h('div', { class: 'card zoom-card' },
+        h('button', { class: 'icon-btn', 'aria-label': 'Zoom out', 'data-tip': 'Zoom out — Ctrl+−', 'data-testid': 'zoom-out', html: icon('minus'), onclick: () => zoomBy(1 / 1.25) }),
+        zoomLabel,
+        h('button', { class: 'icon-btn', 'aria-label': 'Zoom in', 'data-tip': 'Zoom in — Ctrl+=', 'data-testid': 'zoom-in', html: icon('plus'), onclick: () => zoomBy(1.25) }),
+        h('button', { class: 'icon-btn', 'aria-label': 'Zoom to fit', 'data-tip': 'Zoom to fit — Shift+1', 'data-testid': 'zoom-fit', html: icon('fit'), onclick: () => zoomToFit() })),
+      h('div', { class: 'card undo-card' }, undoBtn, redoBtn),
+      emptyHint, dropOverlay, fileInput
+    )
+  )
+  const ctx = canvas.getContext('2d')
+
+  // ---------------------------------------------------------------- sync
+  const idb = new IndexeddbPersistence(`inkstream:${boardId}`, doc)
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:'
+  const provider = new WebsocketProvider(`${proto}//${location.host}/ws`, boardId, doc, {
+    params: { user: userName },
+    connect: navigator.onLine !== false,
+    maxBackoffTime: 5000
+  })
+  const awareness = provider.awareness
+  awareness.setLocalState({ user: { name: userName, color }, cursor: null, selection: [] })
+
+  let everConnected = false
+  let netState = navigator.onLine === false ? 'offline' : 'connecting'
+  let synced = false
+  provider.on('status', ({ status: s }) => {
+    if (s === 'connected') { everConnected = true; netState = 'connected' } else if (!navigator.onLine) netState = 'offline'
+    else netState = everConnected ? 'reconnecting' : 'connecting'
+    renderStatus()
+  })
+  provider.on('sync', (isSynced) => {
+    synced = isSynced
+    document.body.dataset.synced = String(isSynced)
+    if (isSynced) onFirstContent()
+    renderStatus()
+  })
+  idb.on('synced', () => { document.body.dataset.localLoaded = 'true'; onFirstContent() })
+  addEventListener('offline', () => { provider.disconnect(); netState = 'offline'; renderStatus() })
+  addEventListener('online', () => { netState = everConnected ? 'reconnecting' : 'connecting'; provider.connect(); renderStatus() })
+
+  function renderStatus () {
+    const labels = { connected: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' }
+    const tips = {
+      connected: 'Connected — changes sync live',
+      connecting: 'Connecting to the server…',
+      reconnecting: 'Connection lost — edits are kept on this device and will sync when it is back',
+      offline: 'You are offline — edits are saved on this device and will sync when you reconnect'
+    }
+    status.dataset.state = netState
+    status.setAttribute('data-tip', tips[netState])
+    status.innerHTML = `<span class="dot"></span><span>${labels[netState]}</span>`
+  }
+  renderStatus()
+
+  let firstContentDone = false
+  function onFirstContent () {
+    if (firstContentDone) return
+    if (cache.size === 0 && !synced) return
+    firstContentDone = true
+    if (!camFromStorage && cache.size > 0) zoomToFit(false)
+    requestRender()
+  }
+
+  // ---------------------------------------------------------------- model cache
+  function refresh (id) {
+    const m = shapesY.get(id)
+    if (!(m instanceof Y.Map)) { remove(id); return }
+    const prev = cache.get(id)
+    const s = readShape(id, m)
+    const p = pending.get(id)
+    if (p) { Object.assign(s, p); finishShape(s) }
+    if (!prev) { cache.set(id, s); sortedDirty = true; return }
+    // update in place: `sorted` holds these objects
+    if (prev.z !== s.z) sortedDirty = true
+    Object.assign(prev, s)
+  }
+  function remove (id) {
+    if (cache.delete(id)) sortedDirty = true
+    pending.delete(id)
+    selection.delete(id)
+  }
+  shapesY.observeDeep((events) => {
+    const touched = new Set()
+    for (const ev of events) {
+      if (ev.target === shapesY) {
+        ev.changes.keys.forEach((change, key) => {
+          if (change.action === 'delete') remove(key)
+          else touched.add(key)
+        })
+      } else if (ev.path.length) touched.add(ev.path[0])
+    }
+    for (const id of touched) refresh(id)
+    if (editing && !cache.has(editing.id) && !editing.isNew) endEditing(false)
+    updateSelectionUi()
+    requestRender()
+  })
+  metaY.observe(() => renderTitle())
+
+  function getSorted () {
+    if (sortedDirty) {
+      sorted = Array.from(cache.values()).sort(compareZ)
+      sortedDirty = false
+    }
+    return sorted
+  }
+  function topZ () {
+    const s = getSorted()
+    return s.length ? s[s.length - 1].z : null
+  }
+
+  // ---------------------------------------------------------------- writes
+  function transact (fn) { doc.transact(fn, LOCAL) }
+
+  function createShape (type, base) {
+    flush()
+    const fields = newShapeFields(type, base, style, userName)
+    const id = randomId()
+    fields.z = keyBetween(topZ(), null)
+    transact(() => insertShape(shapesY, { ...fields, id }))
+    return id
+  }
+
+  /** Local edit: visible immediately, written to Yjs at most every FLUSH_MS. */
+  function editShape (id, fields) {
+    const s = cache.get(id)
+    if (!s) return
+    pending.set(id, { ...(pending.get(id) || {}), ...fields })
+    Object.assign(s, fields)
+    finishShape(s)
+    if ('z' in fields) sortedDirty = true
+    scheduleFlush()
+    requestRender()
+  }
+  function scheduleFlush () {
+    if (flushTimer) return
+    const wait = Math.max(0, FLUSH_MS - (performance.now() - lastFlush))
+    flushTimer = setTimeout(flush, wait)
+  }
+  function flush () {
+    if (flushTimer) { clearTimeout(flushTimer); flushTimer = 0 }
+    if (!pending.size) return
+    lastFlush = performance.now()
+    const batch = Array.from(pending.entries())
+    pending.clear()
+    transact(() => {
+      for (const [id, fields] of batch) {
+        const m = shapesY.get(id)
+        if (!(m instanceof Y.Map)) continue
+        for (const [k, v] of Object.entries(fields)) {
+          if (Array.isArray(v) || m.get(k) !== v) m.set(k, v)
+        }
+      }
+    })
+  }
+  function deleteShapes (ids) {
+    flush()
+    transact(() => { for (const id of ids) shapesY.delete(id) })
+  }
+
+  function beginGestureCapture () {
+    undo.stopCapturing()
+    undo.captureTimeout = 1e9
+  }
+  function endGestureCapture () {
+    flush()
+    undo.captureTimeout = 400
+    undo.stopCapturing()
+  }
+
+  function doUndo () { if (editing) endEditing(true); flush(); undo.undo(); cleanSelection() }
+  function doRedo () { if (editing) endEditing(true); flush(); undo.redo(); cleanSelection() }
+  function cleanSelection () {
+    for (const id of selection) if (!cache.has(id)) selection.delete(id)
+    updateSelectionUi()
+  }
+  undo.on('stack-item-added', updateUndoButtons)
+  undo.on('stack-item-popped', updateUndoButtons)
+  function updateUndoButtons () {
+    undoBtn.disabled = undo.undoStack.length === 0
+    redoBtn.disabled = undo.redoStack.length === 0
+  }
+  updateUndoButtons()
+
+  // ---------------------------------------------------------------- title
+  function renderTitle () {
+    const t = metaY.get('title')
+    const title = typeof t === 'string' ? t : ''
+    if (document.activeElement !== titleInput) titleInput.value = title
+    document.title = `${title || 'Untitled board'} · Inkstream`
+  }
+  renderTitle()
+  const commitTitle = () => {
+    const v = titleInput.value.trim().slice(0, 120)
+    if (v !== (metaY.get('title') || '')) transact(() => metaY.set('title', v))
+  }
+  titleInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); titleInput.blur() }
+    if (e.key === 'Escape') { titleInput.value = metaY.get('title') || ''; titleInput.blur() }
+  })
+  titleInput.addEventListener('blur', commitTitle)
+  if (sessionStorage.getItem('inkstream:new:' + boardId)) {
+    // Created via "New board": give it a title once so it shows in the list.
+    sessionStorage.removeItem('inkstream:new:' + boardId)
+    const when = new Date().toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
+    doc.transact(() => { if (!metaY.get('title')) metaY.set('title', `Untitled board · ${when}`) }, 'init')
+    setTimeout(() => { titleInput.focus(); titleInput.select() }, 50)
+  }
+
+  // ---------------------------------------------------------------- camera
+  function loadCam () {
+    try {
+      const c = JSON.parse(localStorage.getItem('inkstream:cam:' + boardId) || 'null')
+      if (c && Number.isFinite(c.x) && Number.isFinite(c.y) && c.zoom > 0) return c
+    } catch {}
+    return null
+  }
+  let camSaveTimer = 0
+  function camChanged () {
+    zoomLabel.textContent = `${Math.round(cam.zoom * 100)}%`
+    clearTimeout(camSaveTimer)
+    camSaveTimer = setTimeout(() => { try { localStorage.setItem('inkstream:cam:' + boardId, JSON.stringify(cam)) } catch {} }, 300)
+    requestRender()
+  }
+  const toWorld = (sx, sy) => ({ x: cam.x + sx / cam.zoom, y: cam.y + sy / cam.zoom })
+  const toScreen = (wx, wy) => ({ x: (wx - cam.x) * cam.zoom, y: (wy - cam.y) * cam.zoom })
+  function zoomAt (factor, sx, sy) {
+    const z = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, cam.zoom * factor))
+    const w = toWorld(sx, sy)
+    cam = { x: w.x - sx / z, y: w.y - sy / z, zoom: z }
+    camChanged()
+  }
+  function zoomBy (f) { zoomAt(f, canvas.clientWidth / 2, canvas.clientHeight / 2) }
+  function zoomTo (z) { zoomAt(z / cam.zoom, canvas.clientWidth / 2, canvas.clientHeight / 2) }
+  function zoomToBounds (b, maxZoom = 1) {
+    const W = canvas.clientWidth || innerWidth; const H = canvas.clientHeight || innerHeight
+    const pad = 80
+    const z = Math.min(maxZoom, Math.max(MIN_ZOOM, Math.min((W - pad * 2) / Math.max(b.w, 1), (H - pad * 2) / Math.max(b.h, 1))))
+    cam = { x: b.x + b.w / 2 - W / 2 / z, y: b.y + b.h / 2 - H / 2 / z, zoom: z }
+    camChanged()
+  }
+  function zoomToFit (allowMsg = true) {
+    const b = unionBounds(getSorted())
+    if (!b) { if (allowMsg) toast('Nothing to fit yet — the board is empty'); return }
+    zoomToBounds(b, 2)
+  }
+
+  // ---------------------------------------------------------------- rendering
+  let renderQueued = false
+  const stats = { frames: 0, lastMs: 0, totalMs: 0, visible: 0 }
+  let expectMarked = false
+  function requestRender () {
+    if (renderQueued) return
+    renderQueued = true
+    requestAnimationFrame(render)
+  }
+  function visibleWorld () {
+    return { x: cam.x, y: cam.y, w: canvas.clientWidth / cam.zoom, h: canvas.clientHeight / cam.zoom }
+  }
+  function render () {
+    renderQueued = false
+    const t0 = performance.now()
+    const dpr = Math.min(window.devicePixelRatio || 1, 2)
+    const W = canvas.clientWidth; const H = canvas.clientHeight
+    if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
+      canvas.width = Math.round(W * dpr)
+      canvas.height = Math.round(H * dpr)
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0)
+    ctx.globalAlpha = 1
+    ctx.fillStyle = '#f8f9fc'
+    ctx.fillRect(0, 0, canvas.width, canvas.height)
+    drawGrid(ctx, cam, W, H, dpr)
+    const z = cam.zoom
+    ctx.setTransform(dpr * z, 0, 0, dpr * z, -cam.x * z * dpr, -cam.y * z * dpr)
+    ctx.lineCap = 'round'
+    ctx.lineJoin = 'round'
+    // viewport culling
+    const v = visibleWorld()
+    const vx2 = v.x + v.w; const vy2 = v.y + v.h
+    let visible = 0
+    const list = getSorted()
+    const hideText = editing ? editing.id : null
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]
+      const b = s.bbox
+      if (b.x > vx2 || b.y > vy2 || b.x + b.w < v.x || b.y + b.h < v.y) continue
+      visible++
+      if (erasing.has(s.id)) {
+        ctx.save(); drawShape(ctx, s, z, { hideText }); ctx.restore()
+        ctx.globalAlpha = 1
+        continue
+      }
+      drawShape(ctx, s, z, { hideText })
+    }
+    ctx.globalAlpha = 1
+    // erased shapes fade
+    if (erasing.size) {
+      ctx.fillStyle = 'rgba(248,249,252,0.7)'
+      for (const id of erasing) {
+        const s = cache.get(id)
+        if (s) ctx.fillRect(s.bbox.x - 2 / z, s.bbox.y - 2 / z, s.bbox.w + 4 / z, s.bbox.h + 4 / z)
+      }
+    }
+    // overlays in screen space
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
+    drawRemoteSelections()
+    drawHover()
+    drawSelection()
+    drawGestureOverlay()
+    positionCursors()
+    if (editing) positionEditor()
+    stats.frames++
+    stats.lastMs = performance.now() - t0
+    stats.totalMs += stats.lastMs
+    stats.visible = visible
+    emptyHint.hidden = cache.size > 0 || !firstContentDone
+    if (!expectMarked && window.__inkstreamExpect && cache.size >= window.__inkstreamExpect) {
+      expectMarked = true
+      performance.mark('inkstream:rendered')
+    }
+  }
+
+  function screenBox (b) {
+    const p = toScreen(b.x, b.y)
+    return { x: p.x, y: p.y, w: b.w * cam.zoom, h: b.h * cam.zoom }
+  }
+  function selectionBounds (ids) {
+    let minX = Infinity; let minY = Infinity; let maxX = -Infinity; let maxY = -Infinity
+    for (const id of ids) {
+      const s = cache.get(id)
+      if (!s) continue
+      const b = s.rotation ? s.bbox : shapeBox(s)
+      minX = Math.min(minX, b.x); minY = Math.min(minY, b.y)
+      maxX = Math.max(maxX, b.x + b.w); maxY = Math.max(maxY, b.y + b.h)
+    }
+    if (minX === Infinity) return null
+    return { x: minX, y: minY, w: maxX - minX, h: maxY - minY }
+  }
+  function singleLine () {
+    if (selection.size !== 1) return null
+    const s = cache.get([...selection][0])
+    if (s && (s.type === 'line' || s.type === 'arrow') && s.points && s.points.length === 4 && !s.rotation) return s
+    return null
+  }
+  function handlePositions () {
+    const line = singleLine()
+    if (line) {
+      const a = toScreen(line.x + line.points[0], line.y + line.points[1])
+      const b = toScreen(line.x + line.points[2], line.y + line.points[3])
+      return [{ k: 'p0', x: a.x, y: a.y }, { k: 'p1', x: b.x, y: b.y }]
+    }
+    const b = selectionBounds(selection)
+    if (!b) return []
+    const sb = screenBox(b)
+    const out = [
+      { k: 'nw', x: sb.x, y: sb.y }, { k: 'ne', x: sb.x + sb.w, y: sb.y },
+      { k: 'sw', x: sb.x, y: sb.y + sb.h }, { k: 'se', x: sb.x + sb.w, y: sb.y + sb.h }
+    ]
+    if (sb.w > 40) out.push({ k: 'n', x: sb.x + sb.w / 2, y: sb.y }, { k: 's', x: sb.x + sb.w / 2, y: sb.y + sb.h })
+    if (sb.h > 40) out.push({ k: 'w', x: sb.x, y: sb.y + sb.h / 2 }, { k: 'e', x: sb.x + sb.w, y: sb.y + sb.h / 2 })
+    return out
+  }
+  const ACCENT = '#4f5bd5'
+  function drawSelection () {
+    if (!selection.size || (gesture && gesture.kind === 'marquee')) return
+    ctx.lineWidth = 1
+    ctx.strokeStyle = ACCENT
+    if (selection.size > 1) {
+      ctx.setLineDash([])
+      for (const id of selection) {
+        const s = cache.get(id)
+        if (!s) continue
+        const sb = screenBox(s.rotation ? s.bbox : shapeBox(s))
+        ctx.globalAlpha = 0.5
+        ctx.strokeRect(sb.x - 2, sb.y - 2, sb.w + 4, sb.h + 4)
+      }
+      ctx.globalAlpha = 1
+    }
+    const line = singleLine()
+    if (!line) {
+      const b = selectionBounds(selection)
+      if (!b) return
+      const sb = screenBox(b)
+      ctx.strokeRect(Math.round(sb.x - 4) + 0.5, Math.round(sb.y - 4) + 0.5, Math.round(sb.w + 8), Math.round(sb.h + 8))
+    }
+    if (gesture && gesture.kind === 'move') return
+    for (const p of handlePositions()) {
+      const off = line ? 0 : ({ nw: [-4, -4], ne: [4, -4], sw: [-4, 4], se: [4, 4], n: [0, -4], s: [0, 4], w: [-4, 0], e: [4, 0] }[p.k] || [0, 0])
+      ctx.fillStyle = '#ffffff'
+      ctx.strokeStyle = ACCENT
+      ctx.lineWidth = 1.5
+      ctx.beginPath()
+      if (line) ctx.arc(p.x, p.y, 5, 0, Math.PI * 2)
+      else ctx.rect(p.x + off[0] - HANDLE / 2, p.y + off[1] - HANDLE / 2, HANDLE, HANDLE)
+      ctx.fill(); ctx.stroke()
+    }
+  }
+  function drawHover () {
+    if (!hoverId || selection.has(hoverId) || gesture || tool !== 'select') return
+    const s = cache.get(hoverId)
+    if (!s) return
+    const sb = screenBox(s.rotation ? s.bbox : shapeBox(s))
+    ctx.strokeStyle = ACCENT
+    ctx.globalAlpha = 0.45
+    ctx.lineWidth = 1.5
+    ctx.strokeRect(sb.x - 3, sb.y - 3, sb.w + 6, sb.h + 6)
+    ctx.globalAlpha = 1
+  }
+  function drawRemoteSelections () {
+    awareness.getStates().forEach((st, clientId) => {
+      if (clientId === doc.clientID || !st || !Array.isArray(st.selection) || !st.selection.length) return
+      const c = (st.user && st.user.color) || '#868e96'
+      ctx.strokeStyle = c
+      ctx.lineWidth = 2
+      ctx.setLineDash([6, 4])
+      for (const id of st.selection) {
+        const s = cache.get(id)
+        if (!s) continue
+        const sb = screenBox(s.rotation ? s.bbox : shapeBox(s))
+        ctx.strokeRect(sb.x - 5, sb.y - 5, sb.w + 10, sb.h + 10)
+      }
+      ctx.setLineDash([])
+    })
+  }
+  function drawGestureOverlay () {
+    if (!gesture) return
+    if (gesture.kind === 'marquee' && gesture.started) {
+      const a = toScreen(gesture.x0, gesture.y0); const b = toScreen(gesture.x1, gesture.y1)
+      ctx.fillStyle = 'rgba(79,91,213,0.08)'
+      ctx.strokeStyle = ACCENT
+      ctx.lineWidth = 1
+      const x = Math.min(a.x, b.x); const y = Math.min(a.y, b.y)
+      ctx.fillRect(x, y, Math.abs(b.x - a.x), Math.abs(b.y - a.y))
+      ctx.strokeRect(x + 0.5, y + 0.5, Math.abs(b.x - a.x), Math.abs(b.y - a.y))
+    }
+    if (gesture.kind === 'erase' && gesture.trail.length > 1) {
+      ctx.strokeStyle = 'rgba(134,142,150,0.5)'
+      ctx.lineWidth = 6
+      ctx.lineCap = 'round'
+      ctx.lineJoin = 'round'
+      ctx.beginPath()
+      gesture.trail.forEach((p, i) => { const s = toScreen(p.x, p.y); if (i) ctx.lineTo(s.x, s.y); else ctx.moveTo(s.x, s.y) })
+      ctx.stroke()
+    }
+  }
+
+  // ---------------------------------------------------------------- hit testing
+  function distToSeg (px, py, x1, y1, x2, y2) {
+    const dx = x2 - x1; const dy = y2 - y1
+    const l2 = dx * dx + dy * dy
+    let t = l2 ? ((px - x1) * dx + (py - y1) * dy) / l2 : 0
+    t = Math.max(0, Math.min(1, t))
+    return Math.hypot(px - (x1 + t * dx), py - (y1 + t * dy))
+  }
+  function pointInPoly (px, py, p) {
+    let inside = false
+    for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+      const xi = p[i]; const yi = p[i + 1]; const xj = p[j]; const yj = p[j + 1]
+      if ((yi > py) !== (yj > py) && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside
+    }
+    return inside
+  }
+  function hitShape (s, wx, wy, tol) {
+    const b = s.bbox
+    if (wx < b.x - tol || wx > b.x + b.w + tol || wy < b.y - tol || wy > b.y + b.h + tol) return false
+    let px = wx; let py = wy
+    if (s.rotation) {
+      const cx = s.x + s.lx + s.lw / 2; const cy = s.y + s.ly + s.lh / 2
+      const c = Math.cos(-s.rotation); const si = Math.sin(-s.rotation)
+      px = cx + (wx - cx) * c - (wy - cy) * si
+      py = cy + (wx - cx) * si + (wy - cy) * c
+    }
+    const hw = s.width / 2 + tol
+    switch (s.type) {
+      case 'rect':
+      case 'image': {
+        const inside = px >= s.x - hw && px <= s.x + s.w + hw && py >= s.y - hw && py <= s.y + s.h + hw
+        if (!inside) return false
+        if (s.fill !== 'transparent' || s.type === 'image') return true
+        return px <= s.x + hw || px >= s.x + s.w - hw || py <= s.y + hw || py >= s.y + s.h - hw
+      }
+      case 'ellipse': {
+        const rx = Math.max(s.w / 2, 0.5); const ry = Math.max(s.h / 2, 0.5)
+        const dx = (px - s.x - rx) / rx; const dy = (py - s.y - ry) / ry
+        const d = Math.hypot(dx, dy)
+        const m = hw / Math.min(rx, ry)
+        if (s.fill !== 'transparent') return d <= 1 + m
+        return Math.abs(d - 1) <= m
+      }
+      case 'text':
+      case 'sticky':
+        return px >= s.x - tol && px <= s.x + s.w + tol && py >= s.y - tol && py <= s.y + s.h + tol
+      case 'stroke':
+      case 'line':
+      case 'arrow': {
+        const p = s.points || []
+        const lx = px - s.x; const ly = py - s.y
+        if (p.length === 2) return Math.hypot(lx - p[0], ly - p[1]) <= hw
+        for (let i = 0; i + 3 < p.length; i += 2) if (distToSeg(lx, ly, p[i], p[i + 1], p[i + 2], p[i + 3]) <= hw) return true
+        if (s.type === 'line' && s.fill !== 'transparent' && isClosed(p)) return pointInPoly(lx, ly, p)
+        return false
+      }
+      default:
+        return px >= s.x && px <= s.x + s.w && py >= s.y && py <= s.y + s.h
+    }
+  }
+  function hitTest (wx, wy, tolPx = 6) {
+    const tol = tolPx / cam.zoom
+    const list = getSorted()
+    for (let i = list.length - 1; i >= 0; i--) if (hitShape(list[i], wx, wy, tol)) return list[i]
+    return null
+  }
+  function hitHandle (sx, sy) {
+    if (tool !== 'select' || !selection.size) return null
+    for (const p of handlePositions()) {
+      const off = singleLine() ? [0, 0] : ({ nw: [-4, -4], ne: [4, -4], sw: [-4, 4], se: [4, 4], n: [0, -4], s: [0, 4], w: [-4, 0], e: [4, 0] }[p.k])
+      if (Math.abs(sx - p.x - off[0]) <= 7 && Math.abs(sy - p.y - off[1]) <= 7) return p.k
+    }
+    return null
+  }
+  const HANDLE_CURSORS = { nw: 'nwse-resize', se: 'nwse-resize', ne: 'nesw-resize', sw: 'nesw-resize', n: 'ns-resize', s: 'ns-resize', e: 'ew-resize', w: 'ew-resize', p0: 'move', p1: 'move' }
+
+  // ---------------------------------------------------------------- selection
+  function setSelection (ids) {
+    selection.clear()
+    for (const id of ids) if (cache.has(id)) selection.add(id)
+    updateSelectionUi()
+    requestRender()
+  }
+  function updateSelectionUi () {
+    awareness.setLocalStateField('selection', [...selection])
+    renderStylePanel()
+  }
+
+  // ---------------------------------------------------------------- tools
+  function setTool (t) {
+    if (editing) endEditing(true)
+    tool = t
+    for (const [id, b] of toolButtons) {
+      b.classList.toggle('active', id === t)
+      b.setAttribute('aria-pressed', String(id === t))
+    }
+    if (t !== 'select') setSelection([])
+    canvas.dataset.tool = t
+    updateCursor()
+    renderStylePanel()
+  }
+  function updateCursor (handle) {
+    let c = 'default'
+    if (spaceDown || (gesture && gesture.kind === 'pan')) c = gesture ? 'grabbing' : 'grab'
+    else if (handle) c = HANDLE_CURSORS[handle]
+    else if (tool === 'pen' || tool === 'rect' || tool === 'ellipse' || tool === 'line' || tool === 'arrow' || tool === 'sticky') c = 'crosshair'
+    else if (tool === 'text') c = 'text'
+    else if (tool === 'eraser') c = 'cell'
+    else if (tool === 'select' && hoverId) c = 'move'
+    canvas.style.cursor = c
+  }
+
+  // ---------------------------------------------------------------- pointer input
+  const pointers = new Map() // pointerId -> {x, y} (screen) for pinch
+  let pinch = null
+  function localPoint (e) {
+    const r = canvas.getBoundingClientRect()
+    return { sx: e.clientX - r.left, sy: e.clientY - r.top }
+  }
+
+  // Focus is managed by hand (the canvas, or an in-place text editor opened on pointerdown).
+  canvas.addEventListener('mousedown', (e) => e.preventDefault())
+  canvas.addEventListener('pointerdown', (e) => {
+    canvas.focus({ preventScroll: true })
+    closeMenu()
+    if (editing) { endEditing(true); if (tool !== 'select') return }
+    const { sx, sy } = localPoint(e)
+    pointers.set(e.pointerId, { x: sx, y: sy })
+    canvas.setPointerCapture(e.pointerId)
+    if (pointers.size === 2) {
+      // two fingers: pinch-zoom / pan; abandon any single-pointer gesture
+      cancelGesture()
+      const [a, b] = [...pointers.values()]
+      pinch = { d: Math.hypot(a.x - b.x, a.y - b.y), cx: (a.x + b.x) / 2, cy: (a.y + b.y) / 2 }
+      return
+    }
+    if (pointers.size > 2) return
+    const w = toWorld(sx, sy)
+    if (e.button === 1 || spaceDown || (e.button === 0 && e.altKey && tool !== 'select')) {
+      gesture = { kind: 'pan', sx, sy, cam: { ...cam } }
+      updateCursor()
+      return
+    }
+    if (e.button !== 0) return
+    startGesture(e, sx, sy, w)
+  })
+
+  function startGesture (e, sx, sy, w) {
+    const shift = e.shiftKey
+    switch (tool) {
+      case 'select': {
+        const handle = hitHandle(sx, sy)
+        if (handle) {
+          beginGestureCapture()
+          const orig = new Map()
+          for (const id of selection) { const s = cache.get(id); if (s) orig.set(id, { ...s, points: s.points ? [...s.points] : null }) }
+          gesture = { kind: 'resize', handle, orig, bounds: selectionBounds(selection), startW: w }
+          return
+        }
+        const hit = hitTest(w.x, w.y)
+        if (hit) {
+          if (shift) {
+            if (selection.has(hit.id)) selection.delete(hit.id); else selection.add(hit.id)
+            updateSelectionUi(); requestRender()
+            if (!selection.has(hit.id)) return
+          } else if (!selection.has(hit.id)) setSelection([hit.id])
+          const orig = new Map()
+          for (const id of selection) { const s = cache.get(id); if (s) orig.set(id, { x: s.x, y: s.y }) }
+          gesture = { kind: 'move', orig, startW: w, sx, sy, started: false }
+        } else {
+          if (!shift) setSelection([])
+          gesture = { kind: 'marquee', x0: w.x, y0: w.y, x1: w.x, y1: w.y, base: shift ? new Set(selection) : new Set(), sx, sy, started: false }
+        }
+        return
+      }
+      case 'pen': {
+        beginGestureCapture()
+        const id = createShape('stroke', { x: round(w.x), y: round(w.y), points: [0, 0], fill: 'transparent' })
+        gesture = { kind: 'stroke', id, ox: round(w.x), oy: round(w.y), pts: [0, 0], last: { x: sx, y: sy } }
+        return
+      }
+      case 'rect':
+      case 'ellipse':
+      case 'line':
+      case 'arrow':
+        beginGestureCapture()
+        gesture = { kind: 'create', type: tool, x0: w.x, y0: w.y, sx, sy, id: null }
+        return
+      case 'sticky': {
+        const id = createShape('sticky', { x: round(w.x - 100), y: round(w.y - 100), w: 200, h: 200, fill: style.fill === 'transparent' ? '#ffec99' : style.fill, font: Math.min(style.font, 24), stroke: '#1e1e2e', text: '' })
+        setTool('select')
+        setSelection([id])
+        startEditing(id, false)
+        return
+      }
+      case 'text': {
+        const hit = hitTest(w.x, w.y)
+        if (hit && TEXT_TYPES.has(hit.type)) { setTool('select'); setSelection([hit.id]); startEditing(hit.id, false); return }
+        startNewText(w.x, w.y - style.font * LINE_HEIGHT / 2)
+        return
+      }
+      case 'eraser': {
+        beginGestureCapture()
+        gesture = { kind: 'erase', trail: [w] }
+        eraseAt(w, w)
+        return
+      }
+    }
+  }
+
+  canvas.addEventListener('pointermove', (e) => {
+    const { sx, sy } = localPoint(e)
+    if (pointers.has(e.pointerId)) pointers.set(e.pointerId, { x: sx, y: sy })
+    const w = toWorld(sx, sy)
+    sendCursor(w)
+    if (pinch && pointers.size === 2) {
+      const [a, b] = [...pointers.values()]
+      const d = Math.hypot(a.x - b.x, a.y - b.y)
+      const cx = (a.x + b.x) / 2; const cy = (a.y + b.y) / 2
+      cam = { ...cam, x: cam.x - (cx - pinch.cx) / cam.zoom, y: cam.y - (cy - pinch.cy) / cam.zoom }
+      zoomAt(d / (pinch.d || d), cx, cy)
+      pinch = { d, cx, cy }
+      return
+    }
+    if (!gesture) {
+      if (tool === 'select') {
+        const handle = hitHandle(sx, sy)
+        const hit = handle ? null : hitTest(w.x, w.y)
+        const nid = hit ? hit.id : null
+        if (nid !== hoverId) { hoverId = nid; requestRender() }
+        updateCursor(handle)
+      }
+      return
+    }
+    // Use coalesced events for smooth strokes without extra Yjs updates.
+    const evs = gesture.kind === 'stroke' && e.getCoalescedEvents ? e.getCoalescedEvents() : [e]
+    for (const ev of (evs.length ? evs : [e])) moveGesture(ev, ev === e ? { sx, sy } : localPoint(ev))
+  })
+
+  function moveGesture (e, { sx, sy }) {
+    const g = gesture
+    const w = toWorld(sx, sy)
+    switch (g.kind) {
+      case 'pan':
+        cam = { ...g.cam, x: g.cam.x - (sx - g.sx) / cam.zoom, y: g.cam.y - (sy - g.sy) / cam.zoom }
+        camChanged()
+        return
+      case 'stroke': {
+        if (Math.hypot(sx - g.last.x, sy - g.last.y) < 1.5) return
+        g.last = { x: sx, y: sy }
+        g.pts.push(round(w.x - g.ox), round(w.y - g.oy))
+        editShape(g.id, { points: g.pts.slice() })
+        return
+      }
+      case 'create': {
+        if (!g.id && Math.hypot(sx - g.sx, sy - g.sy) < 4) return
+        let x1 = w.x; let y1 = w.y
+        if (e.shiftKey) {
+          if (g.type === 'line' || g.type === 'arrow') {
+            const a = Math.round(Math.atan2(y1 - g.y0, x1 - g.x0) / (Math.PI / 12)) * (Math.PI / 12)
+            const len = Math.hypot(x1 - g.x0, y1 - g.y0)
+            x1 = g.x0 + Math.cos(a) * len; y1 = g.y0 + Math.sin(a) * len
+          } else {
+            const d = Math.max(Math.abs(x1 - g.x0), Math.abs(y1 - g.y0))
+            x1 = g.x0 + Math.sign(x1 - g.x0 || 1) * d; y1 = g.y0 + Math.sign(y1 - g.y0 || 1) * d
+          }
+        }
+        const f = geometryFor(g.type, g.x0, g.y0, x1, y1)
+        if (!g.id) g.id = createShape(g.type, f)
+        else editShape(g.id, f)
+        return
+      }
+      case 'move': {
+        if (!g.started && Math.hypot(sx - g.sx, sy - g.sy) < 3) return
+        if (!g.started) { g.started = true; beginGestureCapture() }
+        let dx = w.x - g.startW.x; let dy = w.y - g.startW.y
+        if (e.shiftKey) { if (Math.abs(dx) > Math.abs(dy)) dy = 0; else dx = 0 }
+        for (const [id, o] of g.orig) editShape(id, { x: round(o.x + dx), y: round(o.y + dy) })
+        return
+      }
+      case 'resize':
+        resizeTo(g, w, e.shiftKey)
+        return
+      case 'marquee': {
+        if (!g.started && Math.hypot(sx - g.sx, sy - g.sy) < 3) return
+        g.started = true
+        g.x1 = w.x; g.y1 = w.y
+        const rx = Math.min(g.x0, g.x1); const ry = Math.min(g.y0, g.y1)
+        const rw = Math.abs(g.x1 - g.x0); const rh = Math.abs(g.y1 - g.y0)
+        const ids = new Set(g.base)
+        for (const s of getSorted()) {
+          const b = s.bbox
+          if (b.x <= rx + rw && b.x + b.w >= rx && b.y <= ry + rh && b.y + b.h >= ry) ids.add(s.id)
+        }
+        selection.clear()
+        for (const id of ids) selection.add(id)
+        requestRender()
+        return
+      }
+      case 'erase': {
+        const prev = g.trail[g.trail.length - 1]
+        g.trail.push(w)
+        if (g.trail.length > 24) g.trail.shift()
+        eraseAt(prev, w)
+        requestRender()
+      }
+    }
+  }
+
+  function geometryFor (type, x0, y0, x1, y1) {
+    if (type === 'line' || type === 'arrow') {
+      return { x: round(x0), y: round(y0), points: [0, 0, round(x1 - x0), round(y1 - y0)], w: round(Math.abs(x1 - x0)), h: round(Math.abs(y1 - y0)) }
+    }
+    return { x: round(Math.min(x0, x1)), y: round(Math.min(y0, y1)), w: round(Math.abs(x1 - x0)), h: round(Math.abs(y1 - y0)) }
+  }
+
+  function resizeTo (g, w, keepRatio) {
+    if (g.handle === 'p0' || g.handle === 'p1') {
+      const [id, o] = [...g.orig][0]
+      const ax = o.x + (g.handle === 'p0' ? o.points[2] : o.points[0])
+      const ay = o.y + (g.handle === 'p0' ? o.points[3] : o.points[1])
+      const pts = g.handle === 'p0' ? [0, 0, round(ax - w.x), round(ay - w.y)] : [0, 0, round(w.x - ax), round(w.y - ay)]
+      const origin = g.handle === 'p0' ? { x: round(w.x), y: round(w.y) } : { x: round(ax), y: round(ay) }
+      // keep the drawing direction: p0 -> p1
+      if (g.handle === 'p0') editShape(id, { x: origin.x, y: origin.y, points: [0, 0, round(ax - w.x), round(ay - w.y)], w: Math.abs(pts[2]), h: Math.abs(pts[3]) })
+      else editShape(id, { x: origin.x, y: origin.y, points: pts, w: Math.abs(pts[2]), h: Math.abs(pts[3]) })
+      return
+    }
+    const b = g.bounds
+    const hd = g.handle
+    const ax = hd.includes('w') ? b.x + b.w : hd.includes('e') ? b.x : null
+    const ay = hd.includes('n') ? b.y + b.h : hd.includes('s') ? b.y : null
+    let sx = ax === null ? 1 : (w.x - ax) / ((hd.includes('w') ? b.x : b.x + b.w) - ax || 1)
+    let sy = ay === null ? 1 : (w.y - ay) / ((hd.includes('n') ? b.y : b.y + b.h) - ay || 1)
+    const corner = ax !== null && ay !== null
+    const onlyText = [...g.orig.values()].every((o) => o.type === 'text')
+    if ((keepRatio || onlyText) && corner) { const m = Math.max(Math.abs(sx), Math.abs(sy)); sx = m * Math.sign(sx || 1); sy = m * Math.sign(sy || 1) }
+    const oxA = ax === null ? b.x : ax; const oyA = ay === null ? b.y : ay
+    for (const [id, o] of g.orig) {
+      const nx = oxA + (o.x - oxA) * sx; const ny = oyA + (o.y - oyA) * sy
+      if (POINT_TYPES.has(o.type) && o.points) {
+        const pts = o.points.map((v, i) => round(i % 2 === 0 ? v * sx : v * sy))
+        editShape(id, { x: round(nx), y: round(ny), points: pts, w: round(Math.abs(o.lw * sx)), h: round(Math.abs(o.lh * sy)) })
+      } else if (o.type === 'text') {
+        const k = corner ? Math.abs(sy) : 1
+        const font = Math.max(4, round(o.font * k, 10))
+        const m = measureText(o.text, font)
+        const x = sx < 0 ? nx - m.w : nx; const y = sy < 0 ? ny - m.h : ny
+        editShape(id, { x: round(x), y: round(y), font, w: m.w, h: m.h })
+      } else {
+        let x = nx; let y = ny; let ww = o.w * sx; let hh = o.h * sy
+        if (ww < 0) { x += ww; ww = -ww }
+        if (hh < 0) { y += hh; hh = -hh }
+        editShape(id, { x: round(x), y: round(y), w: round(Math.max(ww, 1)), h: round(Math.max(hh, 1)) })
+      }
+    }
+  }
+
+  function eraseAt (a, b) {
+    const tol = 8 / cam.zoom
+    const steps = Math.max(1, Math.ceil(Math.hypot(b.x - a.x, b.y - a.y) * cam.zoom / 4))
+    for (let i = 0; i <= steps; i++) {
+      const x = a.x + (b.x - a.x) * i / steps; const y = a.y + (b.y - a.y) * i / steps
+      const list = getSorted()
+      for (let j = list.length - 1; j >= 0; j--) {
+        const s = list[j]
+        if (!erasing.has(s.id) && hitShape(s, x, y, tol)) erasing.add(s.id)
+      }
+    }
+    requestRender()
+  }
+
+  function endGesture (e) {
+    const g = gesture
+    gesture = null
+    if (!g) return
+    switch (g.kind) {
+      case 'stroke': {
+        // final: simplify & normalise so (x, y) is the top-left of the points' box
+        const pts = simplify(g.pts, 0.6 / cam.zoom)
+        let minX = Infinity; let minY = Infinity; let maxX = -Infinity; let maxY = -Infinity
+        for (let i = 0; i < pts.length; i += 2) { minX = Math.min(minX, pts[i]); maxX = Math.max(maxX, pts[i]); minY = Math.min(minY, pts[i + 1]); maxY = Math.max(maxY, pts[i + 1]) }
+        const np = pts.map((v, i) => round(v - (i % 2 === 0 ? minX : minY)))
+        editShape(g.id, { x: round(g.ox + minX), y: round(g.oy + minY), points: np, w: round(maxX - minX), h: round(maxY - minY) })
+        endGestureCapture()
+        break
+      }
+      case 'create': {
+        if (!g.id) {
+          // a click: drop a default-sized shape
+          const d = g.type === 'line' || g.type === 'arrow' ? geometryFor(g.type, g.x0, g.y0, g.x0 + 160, g.y0) : geometryFor(g.type, g.x0 - 80, g.y0 - 50, g.x0 + 80, g.y0 + 50)
+          g.id = createShape(g.type, d)
+        }
+        endGestureCapture()
+        setTool('select')
+        setSelection([g.id])
+        break
+      }
+      case 'move':
+      case 'resize':
+        if (g.kind === 'resize' || g.started) endGestureCapture()
+        break
+      case 'marquee':
+        updateSelectionUi()
+        break
+      case 'erase':
+        if (erasing.size) deleteShapes([...erasing])
+        erasing.clear()
+        endGestureCapture()
+        break
+    }
+    updateCursor()
+    requestRender()
+  }
+  function cancelGesture () {
+    if (gesture && gesture.kind !== 'pan' && gesture.kind !== 'marquee') endGesture()
+    gesture = null
+    erasing.clear()
+  }
+
+  const onUp = (e) => {
+    pointers.delete(e.pointerId)
+    if (pointers.size < 2) pinch = null
+    if (gesture) endGesture(e)
+  }
+  canvas.addEventListener('pointerup', onUp)
+  canvas.addEventListener('pointercancel', onUp)
+  canvas.addEventListener('pointerleave', () => { if (!gesture) sendCursor(null) })
+
+  canvas.addEventListener('dblclick', (e) => {
+    if (tool !== 'select') return
+    const { sx, sy } = localPoint(e)
+    const w = toWorld(sx, sy)
+    const hit = hitTest(w.x, w.y)
+    if (hit && TEXT_TYPES.has(hit.type)) { setSelection([hit.id]); startEditing(hit.id, false) } else if (!hit) startNewText(w.x, w.y - style.font * LINE_HEIGHT / 2)
+  })
+
+  canvas.addEventListener('wheel', (e) => {
+    e.preventDefault()
+    const { sx, sy } = localPoint(e)
+    if (e.ctrlKey || e.metaKey) {
+      const f = Math.exp(-Math.max(-50, Math.min(50, e.deltaY)) * 0.01)
+      zoomAt(f, sx, sy)
+    } else {
+      const k = e.deltaMode === 1 ? 16 : 1
+      const dx = e.shiftKey && !e.deltaX ? e.deltaY : e.deltaX
+      const dy = e.shiftKey && !e.deltaX ? 0 : e.deltaY
+      cam = { ...cam, x: cam.x + dx * k / cam.zoom, y: cam.y + dy * k / cam.zoom }
+      camChanged()
+    }
+  }, { passive: false })
+
+  // Ramer–Douglas–Peucker on a flat points array
+  function simplify (p, eps) {
+    const n = p.length >> 1
+    if (n <= 2) return p.slice()
+    const keep = new Uint8Array(n)
+    keep[0] = keep[n - 1] = 1
+    const stack = [[0, n - 1]]
+    while (stack.length) {
+      const [a, b] = stack.pop()
+      let maxD = 0; let idx = -1
+      for (let i = a + 1; i < b; i++) {
+        const d = distToSeg(p[2 * i], p[2 * i + 1], p[2 * a], p[2 * a + 1], p[2 * b], p[2 * b + 1])
+        if (d > maxD) { maxD = d; idx = i }
+      }
+      if (maxD > eps && idx > 0) { keep[idx] = 1; stack.push([a, idx], [idx, b]) }
+    }
+    const out = []
+    for (let i = 0; i < n; i++) if (keep[i]) out.push(p[2 * i], p[2 * i + 1])
+    return out
+  }
+
+  // ---------------------------------------------------------------- text editing
+  function startNewText (wx, wy) {
+    if (editing) endEditing(true)
+    const ta = makeTextarea()
+    editing = { id: null, ta, isNew: true, pos: { x: round(wx), y: round(wy) }, type: 'text', font: style.font, stroke: style.stroke }
+    ta.value = ''
+    positionEditor()
+    ta.focus()
+  }
+  function startEditing (id, isNew) {
+    if (editing) endEditing(true)
+    const s = cache.get(id)
+    if (!s) return
+    beginGestureCapture()
+    const ta = makeTextarea()
+    editing = { id, ta, isNew, type: s.type }
+    ta.value = s.text || ''
+    positionEditor()
+    requestRender()
+    ta.focus()
+    ta.setSelectionRange(ta.value.length, ta.value.length)
+  }
+  function makeTextarea () {
+    const ta = h('textarea', { class: 'text-editor', spellcheck: 'false', 'aria-label': 'Edit text', 'data-testid': 'text-editor', rows: '1' })
+    ta.addEventListener('input', onEditorInput)
+    ta.addEventListener('keydown', (e) => {
+      e.stopPropagation()
+      if (e.key === 'Escape' || (e.key === 'Enter' && (e.ctrlKey || e.metaKey))) { e.preventDefault(); endEditing(true); canvas.focus() }
+    })
+    ta.addEventListener('blur', () => { if (editing && editing.ta === ta) endEditing(true) })
+    editorLayer.replaceChildren(ta)
+    return ta
+  }
+  function onEditorInput () {
+    const ed = editing
+    if (!ed) return
+    const text = ed.ta.value
+    if (ed.type === 'text') {
+      const font = ed.id ? cache.get(ed.id)?.font || style.font : ed.font
+      const m = measureText(text, font)
+      if (!ed.id) {
+        if (!text) return
+        beginGestureCapture()
+        ed.id = createShape('text', { x: ed.pos.x, y: ed.pos.y, text, font, w: m.w, h: m.h, fill: 'transparent', stroke: ed.stroke })
+        setSelection([ed.id])
+      } else editShape(ed.id, { text, w: m.w, h: m.h })
+    } else {
+      const s = cache.get(ed.id)
+      if (!s) return
+      // grow the sticky to fit its text
+      const lines = wrapForSticky(text, s)
+      const need = Math.ceil(lines * s.font * LINE_HEIGHT + STICKY_PAD * 2)
+      editShape(ed.id, need > s.h ? { text, h: need } : { text })
+    }
+    positionEditor()
+  }
+  function wrapForSticky (text, s) {
+    const tmp = { ...s, text, _wrapKey: null }
+    return stickyLinesCount(tmp)
+  }
+  function stickyLinesCount (s) {
+    const c = document.createElement('canvas').getContext('2d')
+    c.font = fontString(s.font)
+    const maxW = s.w - STICKY_PAD * 2
+    let n = 0
+    for (const para of s.text.split('\n')) {
+      const words = para.split(/(\s+)/); let line = ''; n++
+      for (const w of words) { if (line && c.measureText(line + w).width > maxW && w.trim()) { n++; line = w.trimStart() } else line += w }
+    }
+    return n
+  }
+  function positionEditor () {
+    const ed = editing
+    if (!ed) return
+    const z = cam.zoom
+    const s = ed.id ? cache.get(ed.id) : null
+    const font = s ? s.font : ed.font
+    const ta = ed.ta
+    ta.style.font = fontString(font * z)
+    ta.style.lineHeight = String(LINE_HEIGHT)
+    if (ed.type === 'sticky' && s) {
+      const p = toScreen(s.x, s.y)
+      Object.assign(ta.style, { left: p.x + 'px', top: p.y + 'px', width: s.w * z + 'px', height: s.h * z + 'px', padding: STICKY_PAD * z + 'px', color: s.stroke, textAlign: 'left' })
+      ta.classList.add('sticky')
+    } else {
+      const x = s ? s.x : ed.pos.x; const y = s ? s.y : ed.pos.y
+      const p = toScreen(x, y)
+      const m = measureText(ta.value || 'M', font)
+      Object.assign(ta.style, { left: p.x + 'px', top: p.y + 'px', width: (m.w + font) * z + 'px', height: m.h * z + 'px', padding: '0', color: s ? s.stroke : ed.stroke })
+    }
+  }
+  function endEditing (commit) {
+    const ed = editing
+    if (!ed) return
+    editing = null
+    ed.ta.remove()
+    if (ed.id) {
+      const s = cache.get(ed.id)
+      if (s && s.type === 'text' && !(s.text || '').trim()) { deleteShapes([ed.id]); selection.delete(ed.id) }
+    }
+    endGestureCapture()
+    if (tool === 'text') {
+      setTool('select')
+      if (ed.id && cache.has(ed.id)) setSelection([ed.id])
+    }
+    updateSelectionUi()
+    requestRender()
+  }
+
+  // ---------------------------------------------------------------- commands
+  function deleteSelection () {
+    if (!selection.size) return
+    const ids = [...selection]
+    setSelection([])
+    deleteShapes(ids)
+  }
+  function duplicateSelection () {
+    if (!selection.size) return
+    flush()
+    const src = getSorted().filter((s) => selection.has(s.id))
+    const keys = keysBetween(topZ(), null, src.length)
+    const ids = []
+    transact(() => {
+      src.forEach((s, i) => {
+        const m = shapesY.get(s.id)
+        const f = {}
+        for (const k of FIELDS) if (m.has(k)) f[k] = m.get(k)
+        const id = randomId()
+        insertShape(shapesY, { ...f, id, x: round(s.x + 16), y: round(s.y + 16), z: keys[i], createdBy: userName, createdAt: Date.now() })
+        ids.push(id)
+      })
+    })
+    setSelection(ids)
+  }
+  function reorder (where) {
+    if (!selection.size) return
+    flush()
+    const list = getSorted()
+    const sel = list.filter((s) => selection.has(s.id))
+    const n = sel.length
+    let keys = null
+    if (where === 'front') keys = keysBetween(list[list.length - 1].z, null, n)
+    else if (where === 'back') keys = keysBetween(null, list[0].z, n)
+    else {
+      const b = selectionBounds(selection)
+      const overl = (s) => !(s.bbox.x > b.x + b.w || s.bbox.y > b.y + b.h || s.bbox.x + s.bbox.w < b.x || s.bbox.y + s.bbox.h < b.y)
+      if (where === 'forward') {
+        const top = list.findLastIndex((s) => selection.has(s.id))
+        const j = list.findIndex((s, i) => i > top && !selection.has(s.id) && overl(s))
+        if (j < 0) return
+        keys = keysBetween(list[j].z, list[j + 1] ? list[j + 1].z : null, n)
+      } else {
+        const bot = list.findIndex((s) => selection.has(s.id))
+        const j = list.findLastIndex((s, i) => i < bot && !selection.has(s.id) && overl(s))
+        if (j < 0) return
+        keys = keysBetween(j > 0 ? list[j - 1].z : null, list[j].z, n)
+      }
+    }
+    transact(() => sel.forEach((s, i) => shapesY.get(s.id)?.set('z', keys[i])))
+  }
+  function applyStyle (key, value) {
+    style[key] = value
+    if (selection.size) {
+      for (const id of selection) {
+        const s = cache.get(id)
+        if (!s) continue
+        if (key === 'fill' && !(FILLABLE.has(s.type) && (s.type !== 'line' || isClosed(s.points)))) continue
+        if (key === 'font' && !TEXT_TYPES.has(s.type)) continue
+        if (key === 'fill' && s.type === 'sticky' && value === 'transparent') continue
+        if (key === 'font' && s.type === 'text') {
+          const m = measureText(s.text, value)
+          editShape(id, { font: value, w: m.w, h: m.h })
+        } else editShape(id, { [key]: value })
+      }
+      flush()
+      undo.stopCapturing()
+    }
+    renderStylePanel()
+  }
+
+  // ---------------------------------------------------------------- style panel
+  function renderStylePanel () {
+    const sel = [...selection].map((id) => cache.get(id)).filter(Boolean)
+    const types = new Set(sel.length ? sel.map((s) => s.type) : (['select', 'eraser'].includes(tool) ? [] : [tool === 'pen' ? 'stroke' : tool]))
+    if (!types.size) { stylePanel.hidden = true; return }
+    stylePanel.hidden = false
+    const first = sel[0]
+    const cur = (k) => (first ? first[k] : style[k])
+    const showFill = [...types].some((t) => FILLABLE.has(t) && t !== 'line') || sel.some((s) => s.type === 'line' && isClosed(s.points))
+    const showWidth = [...types].some((t) => !TEXT_TYPES.has(t))
+    const showFont = [...types].some((t) => TEXT_TYPES.has(t))
+    const sw = (list, key, testid) => h('div', { class: 'swatches', role: 'radiogroup', 'aria-label': testid },
+      list.map(([v, name]) => h('button', {
+        class: 'swatch' + (cur(key) === v ? ' active' : '') + (v === 'transparent' ? ' none' : ''),
+        style: { '--c': v },
+        role: 'radio',
+        'aria-checked': String(cur(key) === v),
+        'aria-label': `${testid}: ${name}`,
+        'data-tip': name,
+        'data-testid': `${key}-${name.toLowerCase()}`,
+        onclick: () => applyStyle(key, v)
+      })))
+    const children = [
+      h('div', { class: 'panel-label' }, types.has('text') || types.has('sticky') ? 'Text colour' : 'Stroke'),
+      sw(STROKES, 'stroke', 'Stroke')
+    ]
+    if (showFill) children.push(h('div', { class: 'panel-label' }, 'Fill'), sw(FILLS, 'fill', 'Fill'))
+    if (showWidth) {
+      children.push(h('div', { class: 'panel-label' }, 'Stroke width'), h('div', { class: 'seg' },
+        WIDTHS.map(([v, name]) => h('button', {
+          class: 'seg-btn' + (cur('width') === v ? ' active' : ''),
+          'aria-label': `Stroke width: ${name}`,
+          'aria-pressed': String(cur('width') === v),
+          'data-tip': name,
+          'data-testid': `width-${name.toLowerCase()}`,
+          html: `<svg width="22" height="22" viewBox="0 0 22 22" aria-hidden="true"><line x1="4" y1="11" x2="18" y2="11" stroke="currentColor" stroke-width="${v / 1.6 + 0.5}" stroke-linecap="round"/></svg>`,
+          onclick: () => applyStyle('width', v)
+        }))))
+    }
+    if (showFont) {
+      children.push(h('div', { class: 'panel-label' }, 'Font size'), h('div', { class: 'seg' },
+        FONTS.map(([v, name]) => h('button', {
+          class: 'seg-btn' + (cur('font') === v ? ' active' : ''),
+          'aria-label': `Font size: ${name}`,
+          'aria-pressed': String(cur('font') === v),
+          'data-testid': `font-${name.toLowerCase()}`,
+          onclick: () => applyStyle('font', v)
+        }, name))))
+    }
+    children.push(h('div', { class: 'panel-label' }, 'Opacity'), h('input', {
+      class: 'range', type: 'range', min: '10', max: '100', step: '5', value: String(Math.round((cur('opacity') ?? 1) * 100)), 'aria-label': 'Opacity',
+      onchange: (e) => applyStyle('opacity', Number(e.target.value) / 100)
+    }))
+    if (sel.length) {
+      const act = (ic, label, tip, testid, fn, extra = '') => h('button', { class: 'icon-btn' + extra, 'aria-label': label, 'data-tip': tip, 'data-testid': testid, html: icon(ic, 18), onclick: fn })
+      children.push(h('div', { class: 'panel-label' }, 'Layers'), h('div', { class: 'actions' },
+        act('back', 'Send to back', 'Send to back — Ctrl+Shift+[', 'send-back', () => reorder('back')),
+        act('backward', 'Send backward', 'Send backward — Ctrl+[', 'send-backward', () => reorder('backward')),
+        act('forward', 'Bring forward', 'Bring forward — Ctrl+]', 'bring-forward', () => reorder('forward')),
+        act('front', 'Bring to front', 'Bring to front — Ctrl+Shift+]', 'bring-front', () => reorder('front'))
+      ), h('div', { class: 'panel-label' }, 'Actions'), h('div', { class: 'actions' },
+        act('copy', 'Duplicate', 'Duplicate — Ctrl+D', 'duplicate', () => duplicateSelection()),
+        act('trash', 'Delete', 'Delete — Del', 'delete', () => deleteSelection(), ' danger')
+      ))
+    }
+    stylePanel.replaceChildren(...children)
+  }
+
+  // ---------------------------------------------------------------- keyboard
+  function isTyping (e) {
+    const t = e.target
+    return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)
+  }
+  const onKeyDown = (e) => {
+    if (isTyping(e)) return
+    const mod = e.ctrlKey || e.metaKey
+    const k = e.key
+    if (k === ' ' && !spaceDown) { spaceDown = true; updateCursor(); e.preventDefault(); return }
+    if (mod && (k === 'z' || k === 'Z')) { e.preventDefault(); if (e.shiftKey) doRedo(); else doUndo(); return }
+    if (mod && (k === 'y' || k === 'Y')) { e.preventDefault(); doRedo(); return }
+    if (mod && (k === 'd' || k === 'D')) { e.preventDefault(); duplicateSelection(); return }
+    if (mod && (k === 'a' || k === 'A')) { e.preventDefault(); setTool('select'); setSelection(getSorted().map((s) => s.id)); return }
+    if (mod && (k === ']' || k === '}')) { e.preventDefault(); reorder(e.shiftKey ? 'front' : 'forward'); return }
+    if (mod && (k === '[' || k === '{')) { e.preventDefault(); reorder(e.shiftKey ? 'back' : 'backward'); return }
+    if (mod && (k === '=' || k === '+')) { e.preventDefault(); zoomBy(1.25); return }
+    if (mod && k === '-') { e.preventDefault(); zoomBy(0.8); return }
+    if (mod && k === '0') { e.preventDefault(); zoomTo(1); return }
+    if (mod) return
+    if (e.shiftKey && (k === '!' || e.code === 'Digit1')) { e.preventDefault(); zoomToFit(); return }
+    if (k === 'Delete' || k === 'Backspace') { e.preventDefault(); deleteSelection(); return }
+    if (k === 'Escape') { setSelection([]); if (tool !== 'select') setTool('select'); return }
+    if (k === 'Enter' && selection.size === 1) {
+      const s = cache.get([...selection][0])
+      if (s && TEXT_TYPES.has(s.type)) { e.preventDefault(); startEditing(s.id, false) }
+      return
+    }
+    if (k.startsWith('Arrow') && selection.size) {
+      e.preventDefault()
+      const d = e.shiftKey ? 10 : 1
+      const dx = k === 'ArrowLeft' ? -d : k === 'ArrowRight' ? d : 0
+      const dy = k === 'ArrowUp' ? -d : k === 'ArrowDown' ? d : 0
+      for (const id of selection) { const s = cache.get(id); if (s) editShape(id, { x: round(s.x + dx), y: round(s.y + dy) }) }
+      return
+    }
+    const t = TOOLS.find((x) => x.key.toLowerCase() === k.toLowerCase())
+    if (t && !e.altKey) { e.preventDefault(); setTool(t.id) }
+  }
+  const onKeyUp = (e) => { if (e.key === ' ') { spaceDown = false; updateCursor() } }
+  addEventListener('keydown', onKeyDown)
+  addEventListener('keyup', onKeyUp)
+  addEventListener('blur', () => { spaceDown = false })
+
+  // ---------------------------------------------------------------- presence
+  let lastCursorSent = 0
+  let cursorTimer = 0
+  let pendingCursor
+  function sendCursor (w) {
+    pendingCursor = w ? { x: round(w.x, 10), y: round(w.y, 10) } : null
+    const now = performance.now()
+    const go = () => { cursorTimer = 0; lastCursorSent = performance.now(); awareness.setLocalStateField('cursor', pendingCursor) }
+    if (now - lastCursorSent >= CURSOR_MS) go()
+    else if (!cursorTimer) cursorTimer = setTimeout(go, CURSOR_MS - (now - lastCursorSent))
+  }
+  const cursorEls = new Map()
+  function positionCursors () {
+    const W = canvas.clientWidth; const H = canvas.clientHeight
+    const seen = new Set()
+    awareness.getStates().forEach((st, clientId) => {
+      if (clientId === doc.clientID || !st || !st.user || !st.cursor) return
+      seen.add(clientId)
+      let el = cursorEls.get(clientId)
+      if (!el) {
+        el = h('div', { class: 'remote-cursor', 'data-testid': 'remote-cursor' },
+          h('span', { html: '<svg width="18" height="20" viewBox="0 0 18 20"><path d="M1.5 1.5 L16 9.2 L9.3 10.6 L6.2 17.5 Z" fill="currentColor" stroke="#fff" stroke-width="1.6" stroke-linejoin="round"/></svg>' }),
+          h('span', { class: 'cursor-name' }))
+        cursorsLayer.append(el)
+        cursorEls.set(clientId, el)
+      }
+      const c = st.user.color || '#4f5bd5'
+      el.style.color = c
+      el.lastChild.style.background = c
+      if (el.lastChild.textContent !== st.user.name) el.lastChild.textContent = String(st.user.name || 'Anonymous')
+      el.dataset.name = String(st.user.name || '')
+      const p = toScreen(st.cursor.x, st.cursor.y)
+      el.hidden = p.x < -20 || p.y < -20 || p.x > W + 20 || p.y > H + 20
+      el.style.transform = `translate(${p.x}px, ${p.y}px)`
+    })
+    for (const [id, el] of cursorEls) if (!seen.has(id)) { el.remove(); cursorEls.delete(id) }
+  }
+  function renderPresence () {
+    const people = []
+    awareness.getStates().forEach((st, clientId) => {
+      if (!st || !st.user) return
+      people.push({ clientId, me: clientId === doc.clientID, ...st.user, cursor: st.cursor })
+    })
+    people.sort((a, b) => (a.me ? -1 : b.me ? 1 : String(a.name).localeCompare(String(b.name))))
+    const max = 5
+    const shown = people.slice(0, max)
+    const els = shown.map((p) => h('button', {
+      class: 'avatar' + (p.me ? ' me' : ''),
+      style: { background: p.color || '#868e96' },
+      'data-testid': 'presence-avatar',
+      'data-name': p.name,
+      'aria-label': p.me ? `${p.name} (you) — change your name` : `${p.name} — jump to their cursor`,
+      'data-tip': p.me ? `${p.name} (you)` : p.name,
+      onclick: () => {
+        if (p.me) askName(true)
+        else if (p.cursor) { cam = { ...cam, x: p.cursor.x - canvas.clientWidth / 2 / cam.zoom, y: p.cursor.y - canvas.clientHeight / 2 / cam.zoom }; camChanged() }
+      }
+    }, initials(p.name)))
+    if (people.length > max) els.push(h('span', { class: 'avatar more', 'data-tip': people.slice(max).map((p) => p.name).join(', ') }, `+${people.length - max}`))
+    presence.replaceChildren(...els)
+    presence.dataset.count = String(people.length)
+  }
+  awareness.on('change', () => { renderPresence(); requestRender() })
+  renderPresence()
+
+  async function askName (force) {
+    if (!force && storedName()) return
+    const v = await promptDialog({
+      title: force ? 'Change your name' : 'Welcome to Inkstream',
+      hint: force ? '' : 'Pick a name so collaborators know who is drawing. It is stored on this device only.',
+      label: 'Your name',
+      value: userName,
+      confirm: force ? 'Save' : 'Start drawing'
+    })
+    if (v) {
+      userName = v.slice(0, 40)
+      setName(userName)
+      awareness.setLocalStateField('user', { name: userName, color })
+      provider.params.user = userName
+    }
+  }
+  if (!storedName()) askName(false)
+
+  // ---------------------------------------------------------------- menu
+  menuBtn.addEventListener('click', (e) => { e.stopPropagation(); menu.hidden = !menu.hidden; menuBtn.setAttribute('aria-expanded', String(!menu.hidden)) })
+  function closeMenu () { menu.hidden = true; menuBtn.setAttribute('aria-expanded', 'false') }
+  document.addEventListener('click', (e) => { if (!menu.contains(e.target) && e.target !== menuBtn) closeMenu() })
+
+  async function copyLink () {
+    const url = `${location.origin}/b/${encodeURIComponent(boardId)}`
+    try { await navigator.clipboard.writeText(url); toast('Link copied — anyone with it can join this board', { kind: 'success' }) } catch { toast(url) }
+  }
+
+  // ---------------------------------------------------------------- import / export
+  function fileBase () {
+    return ((metaY.get('title') || 'board').replace(/[^\w\- ]+/g, '').trim() || 'board').replace(/\s+/g, '-').slice(0, 60)
+  }
+  function exportableShapes () {
+    flush()
+    return getSorted()
+  }
+  function exportSvgFile () {
+    const list = exportableShapes()
+    if (!list.length) { toast('The board is empty — nothing to export'); return }
+    download(`${fileBase()}.svg`, new Blob([exportSvg(list, metaY.get('title') || 'Inkstream board')], { type: 'image/svg+xml' }))
+  }
+  function exportExcalidrawFile () {
+    const list = exportableShapes()
+    download(`${fileBase()}.excalidraw`, new Blob([JSON.stringify(exportExcalidraw(list), null, 2)], { type: 'application/json' }))
+  }
+  function exportPng () {
+    const list = exportableShapes()
+    if (!list.length) { toast('The board is empty — nothing to export'); return }
+    const b = unionBounds(list)
+    const pad = 32
+    const bounds = { x: b.x - pad, y: b.y - pad, w: b.w + 2 * pad, h: b.h + 2 * pad }
+    const scale = Math.min(2, 8192 / bounds.w, 8192 / bounds.h)
+    const c = document.createElement('canvas')
+    c.width = Math.ceil(bounds.w * scale); c.height = Math.ceil(bounds.h * scale)
+    renderToCanvas(c, list, bounds, scale)
+    c.toBlob((blob) => blob && download(`${fileBase()}.png`, blob), 'image/png')
+  }
+  async function importFile (file) {
+    try {
+      const text = await file.text()
+      const { shapes, skipped, deleted } = importExcalidraw(text)
+      if (!shapes.length) {
+        toast(`Nothing to import from ${file.name}` + (Object.keys(skipped).length ? ` (skipped: ${describeSkipped(skipped)})` : ''), { kind: 'warn' })
+        return
+      }
+      flush()
+      const fakes = shapes.map((f, i) => finishShape({ ...f, id: 'tmp' + i, points: f.points || null, text: f.text || '' }))
+      const ib = unionBounds(fakes)
+      let dx = 0; let dy = 0
+      if (cache.size) {
+        const v = visibleWorld()
+        dx = round(v.x + v.w / 2 - (ib.x + ib.w / 2)); dy = round(v.y + v.h / 2 - (ib.y + ib.h / 2))
+      }
+      const keys = keysBetween(topZ(), null, shapes.length)
+      const ids = []
+      undo.stopCapturing()
+      transact(() => {
+        shapes.forEach((f, i) => {
+          const fields = newShapeFields(f.type, { ...f, x: round(f.x + dx), y: round(f.y + dy) }, style, userName)
+          const id = randomId()
+          insertShape(shapesY, { ...fields, id, z: keys[i] })
+          ids.push(id)
+        })
+      })
+      undo.stopCapturing()
+      setTool('select')
+      setSelection(ids)
+      zoomToBounds({ x: ib.x + dx, y: ib.y + dy, w: ib.w, h: ib.h }, 1)
+      const skippedText = describeSkipped(skipped)
+      const msg = `Imported ${shapes.length} shape${shapes.length === 1 ? '' : 's'} from ${file.name}` + (skippedText ? ` · skipped unsupported: ${skippedText}` : '')
+      const t = toast(msg, { kind: skippedText ? 'warn' : 'success', timeout: 7000 })
+      t.dataset.testid = 'import-report'
+      t.dataset.imported = String(shapes.length)
+      t.dataset.skipped = JSON.stringify(skipped)
+      window.__inkstream.lastImport = { imported: shapes.length, skipped, deleted }
+    } catch (err) {
+      toast(`Could not import ${file.name}: ${err.message}`, { kind: 'error' })
+    }
+  }
+  fileInput.addEventListener('change', () => { const f = fileInput.files[0]; if (f) importFile(f); fileInput.value = '' })
+  let dragDepth = 0
+  const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files')
+  addEventListener('dragenter', (e) => { if (hasFiles(e)) { dragDepth++; dropOverlay.hidden = false } })
+  addEventListener('dragleave', () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) dropOverlay.hidden = true })
+  addEventListener('dragover', (e) => { if (hasFiles(e)) e.preventDefault() })
+  addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return
+    e.preventDefault()
+    dragDepth = 0
+    dropOverlay.hidden = true
+    const f = e.dataTransfer.files[0]
+    if (f) importFile(f)
+  })
+
+  // ---------------------------------------------------------------- lifecycle
+  addEventListener('resize', requestRender)
+  addEventListener('beforeunload', () => { flush(); awareness.setLocalStateField('cursor', null) })
+  document.addEventListener('visibilitychange', () => { if (document.hidden) flush() })
+
+  // Hooks for tests, benchmarks and debugging (read-mostly).
+  window.__inkstream = {
+    Y,
+    doc,
+    provider,
+    awareness,
+    undoManager: undo,
+    boardId,
+    stats,
+    snapshot: () => { flush(); return snapshotShapes(doc) },
+    shapeCount: () => cache.size,
+    get camera () { return { ...cam } },
+    setCamera: (c) => { cam = { ...cam, ...c }; camChanged() },
+    zoomToFit: () => zoomToFit(false),
+    importFile,
+    get updatesSent () { return updatesSent }
+  }
+  let updatesSent = 0
+  doc.on('update', (u, origin) => { if (origin === LOCAL) updatesSent++ })
+
+  setTool('pen')
+  camChanged()
+  requestRender()
+  setTimeout(() => { if (!firstContentDone && (synced || cache.size)) onFirstContent() }, 0)
+  idb.whenSynced.then(() => { if (cache.size) onFirstContent(); else setTimeout(() => { if (!firstContentDone) { firstContentDone = true; requestRender() } }, 1500) })
+}
