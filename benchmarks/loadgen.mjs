@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Live-delivery load generator: N boards x M real y-websocket clients x R updates/s per client.
+//
+//   node benchmarks/loadgen.mjs --url ws://127.0.0.1:8000/ws --boards 20 --clients 5 --rate 10 \
+//        --duration 30 [--drain 20] [--prefix run1] [--label inkstream]
+//
+// Every update is one transaction on root Y.Map `lg`: key `${from}:${seq}` -> {t, from, seq}, `t`
+// the send time (performance.timeOrigin + performance.now(); one process, so one clock). Every
+// other client of the board records t_receive - t when the update arrives. After the run, sending
+// stops and each client must end up holding every update of its board; what is still missing
+// after the drain period is counted as lost. Prints one JSON object on stdout.
+//
+// Load-generator cost: all clients share one Node process and one event loop (the machine has
+// 2 cores that the server under test also needs). We report the generator's CPU use and its
+// event-loop lag so a latency number can be told apart from a generator that fell behind.
+// Needs `npm ci` in tests/js (the Yjs stack is imported from there).
+
+import { parseArgs } from 'node:util'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+
+process.setMaxListeners(0) // every WebsocketProvider adds a process 'exit' listener
+const { Y, WebsocketProvider, WebSocket } = await import(new URL('../tests/js/deps.mjs', import.meta.url))
+
+const { values: opt } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    boards: { type: 'string', default: '20' },
+    clients: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '30' },
+    drain: { type: 'string', default: '20' },
+    'sync-timeout': { type: 'string', default: '60' },
+    prefix: { type: 'string', default: `lg${Date.now().toString(36)}` },
+    label: { type: 'string', default: '' }
+  }
+})
+if (!opt.url) {
+  console.error('usage: loadgen.mjs --url ws://HOST:PORT[/ws] [--boards N --clients M --rate R --duration S]')
+  process.exit(2)
+}
+const BOARDS = Number(opt.boards)
+const CLIENTS = Number(opt.clients)
+const RATE = Number(opt.rate)
+const DURATION_MS = Number(opt.duration) * 1000
+const DRAIN_MS = Number(opt.drain) * 1000
+const SYNC_TIMEOUT_MS = Number(opt['sync-timeout']) * 1000
+
+const now = () => performance.timeOrigin + performance.now()
+const log = (...a) => console.error(`[loadgen ${opt.label}]`, ...a)
+
+// Latency samples (ms), grown as needed.
+let lat = new Float64Array(1 << 16)
+let nlat = 0
+const record = (ms) => {
+  if (nlat === lat.length) { const bigger = new Float64Array(lat.length * 2); bigger.set(lat); lat = bigger }
+  lat[nlat++] = ms
+}
+
+const clients = []
+for (let b = 0; b < BOARDS; b++) {
+  for (let c = 0; c < CLIENTS; c++) {
+    const doc = new Y.Doc()
+    const map = doc.getMap('lg')
+    const name = `b${b}c${c}`
+    const client = { board: b, name, doc, map, provider: null, sent: 0, closes: 0, syncedAt: null }
+    map.observe((event, tr) => {
+      if (tr.local) return
+      const t = now()
+      for (const key of event.keysChanged) {
+        const v = map.get(key)
+        if (v && typeof v.t === 'number') record(t - v.t)
+      }
+    })
+    clients.push(client)
+  }
+}
+
+// Connect everyone, staggered a little so the server sees a realistic join wave, not one instant.
+const joinStart = now()
+for (const client of clients) {
+  const room = `${opt.prefix}-board-${client.board}`
+  client.provider = new WebsocketProvider(opt.url, room, client.doc, { WebSocketPolyfill: WebSocket, disableBc: true })
+  client.provider.on('connection-close', () => { client.closes++ })
+  client.provider.on('sync', (synced) => { if (synced && client.syncedAt === null) client.syncedAt = now() })
+  await new Promise((resolve) => setTimeout(resolve, 2))
+}
+const syncDeadline = now() + SYNC_TIMEOUT_MS
+while (clients.some((c) => c.syncedAt === null) && now() < syncDeadline) {
+  await new Promise((resolve) => setTimeout(resolve, 20))
+}
+const unsynced = clients.filter((c) => c.syncedAt === null).length
+const joinMs = clients.filter((c) => c.syncedAt !== null).map((c) => c.syncedAt - joinStart)
+log(`${clients.length - unsynced}/${clients.length} clients synced in ${Math.max(0, ...joinMs).toFixed(0)} ms`)
+for (const c of clients) c.closes = 0 // count only disconnects during the measured run
+
+// Send phase: one timer drives every client; each client's sends are evenly spaced with its own phase.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
+const cpu0 = process.cpuUsage()
+const wall0 = now()
+const interval = 1000 / RATE
+const sendStart = now()
+clients.forEach((c, i) => { c.next = sendStart + (interval * i) / clients.length })
+let behind = 0 // sends that went out more than one interval late (generator overloaded)
+await new Promise((resolve) => {
+  const tick = () => {
+    const t = now()
+    if (t - sendStart >= DURATION_MS) return resolve()
+    for (const c of clients) {
+      while (c.next <= t && c.next - sendStart < DURATION_MS) {
+        if (t - c.next > interval) behind++
+        const seq = c.sent++
+        c.map.set(`${c.name}:${seq}`, { t: now(), from: c.name, seq })
+        c.next += interval
+      }
+    }
+    setTimeout(tick, 2)
+  }
+  tick()
+})
+const sendMs = now() - sendStart
+
+// Drain: wait until every client holds every update of its board (or the deadline).
+const expectedPerBoard = new Array(BOARDS).fill(0)
+for (const c of clients) expectedPerBoard[c.board] += c.sent
+const missingOf = (c) => expectedPerBoard[c.board] - c.map.size
+const drainDeadline = now() + DRAIN_MS
+while (clients.some((c) => missingOf(c) > 0) && now() < drainDeadline) {
+  await new Promise((resolve) => setTimeout(resolve, 20))
+}
+const cpu = process.cpuUsage(cpu0)
+const wallMs = now() - wall0
+loopDelay.disable()
+
+// Exact completeness check: every (sender, seq) key at every client of the board.
+let lost = 0
+let clientsMissing = 0
+for (const c of clients) {
+  let missing = 0
+  for (const s of clients) {
+    if (s.board !== c.board) continue
+    for (let q = 0; q < s.sent; q++) if (!c.map.has(`${s.name}:${q}`)) missing++
+  }
+  lost += missing
+  if (missing) clientsMissing++
+}
+
+const sorted = lat.subarray(0, nlat).sort()
+const pct = (p) => (nlat ? sorted[Math.min(nlat - 1, Math.floor((p / 100) * nlat))] : null)
+const sent = clients.reduce((a, c) => a + c.sent, 0)
+const result = {
+  label: opt.label,
+  url: opt.url,
+  boards: BOARDS,
+  clients_per_board: CLIENTS,
+  rate_per_client: RATE,
+  duration_s: Math.round(sendMs / 100) / 10,
+  clients_synced: clients.length - unsynced,
+  clients_total: clients.length,
+  join_all_ms: joinMs.length ? Math.round(Math.max(...joinMs)) : null,
+  sent,
+  expected_deliveries: sent * (CLIENTS - 1),
+  latency_samples: nlat,
+  lost,
+  clients_missing_updates: clientsMissing,
+  disconnects: clients.reduce((a, c) => a + c.closes, 0),
+  p50_ms: pct(50),
+  p95_ms: pct(95),
+  p99_ms: pct(99),
+  max_ms: nlat ? sorted[nlat - 1] : null,
+  mean_ms: nlat ? sorted.reduce((a, x) => a + x, 0) / nlat : null,
+  loadgen_cpu_pct: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wallMs),
+  loadgen_loop_lag_p99_ms: loopDelay.percentile(99) / 1e6,
+  loadgen_late_sends: behind
+}
+log(JSON.stringify(result))
+process.stdout.write(JSON.stringify(result) + '\n')
+for (const c of clients) c.provider.destroy()
+process.exit(0)

@@ -1,0 +1,215 @@
+"""Live delivery benchmark in one go: the same load against inkstream and two peer servers.
+
+    python benchmarks/run.py [--boards 20 --clients 5 --rate 10 --duration 30] [--only inkstream,...]
+
+Targets, one after the other, each fresh:
+  inkstream   `inkstream serve` (embedded mode, durable SQLite log on, fresh data dir)
+  reference   the reference Node server `@y/websocket-server` 0.1.1 with yjs 13 (tests/js)
+  pycrdt-ws   pycrdt-websocket on Hypercorn (benchmarks/peers/pycrdt_websocket_server.py)
+The load is benchmarks/loadgen.mjs (real y-websocket clients in one Node process). Results are
+printed and written to the "Live delivery" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from results_md import machine, replace_section, table
+
+ROOT = Path(__file__).resolve().parent.parent
+JS_DIR = ROOT / "tests" / "js"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `predicate` until true or raise after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def tcp_open(port: int) -> bool:
+    """True if something accepts TCP connections on 127.0.0.1:port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its waited-for children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime + cutime + cstime) / CLK_TCK
+
+
+@dataclass
+class Target:
+    """A server to measure: how to start it and the y-websocket base URL clients use."""
+
+    name: str
+    describe: str
+    start: Callable[[int, Path], subprocess.Popen[bytes]]
+    ws_url: Callable[[int], str]
+    ready: Callable[[int], bool]
+
+
+def _inkstream(port: int, work: Path) -> subprocess.Popen[bytes]:
+    exe = shutil.which("inkstream")
+    cmd = [exe] if exe else [sys.executable, "-m", "gateway"]
+    return subprocess.Popen(
+        [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / "data")],
+        cwd=ROOT, stdout=open(work / "inkstream.log", "wb"), stderr=subprocess.STDOUT,
+    )
+
+
+def _inkstream_ready(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+        return r.status == 200
+
+
+def _reference(port: int, work: Path) -> subprocess.Popen[bytes]:
+    server = JS_DIR / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
+    return subprocess.Popen(
+        ["node", str(server)], cwd=JS_DIR, env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port)},
+        stdout=open(work / "reference.log", "wb"), stderr=subprocess.STDOUT,
+    )
+
+
+def _pycrdt_ws(port: int, work: Path) -> subprocess.Popen[bytes]:
+    script = ROOT / "benchmarks" / "peers" / "pycrdt_websocket_server.py"
+    return subprocess.Popen(
+        [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, stdout=open(work / "pycrdt-ws.log", "wb"), stderr=subprocess.STDOUT,
+    )
+
+
+TARGETS = {
+    "inkstream": Target("inkstream", "`inkstream serve` (durable SQLite log, default durability)",
+                        _inkstream, lambda p: f"ws://127.0.0.1:{p}/ws", _inkstream_ready),
+    "reference": Target("reference", "`@y/websocket-server` 0.1.1 + yjs 13 (Node, in memory)",
+                        _reference, lambda p: f"ws://127.0.0.1:{p}", tcp_open),
+    "pycrdt-ws": Target("pycrdt-ws", "pycrdt-websocket 0.16 on Hypercorn (in memory)",
+                        _pycrdt_ws, lambda p: f"ws://127.0.0.1:{p}", tcp_open),
+}
+
+
+def ensure_js_deps() -> None:
+    """`npm ci` in tests/js if node_modules is missing."""
+    if not (JS_DIR / "node_modules" / ".package-lock.json").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR, check=True)
+
+
+def run_target(target: Target, args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """Start the server, run the load generator against it, stop the server."""
+    port = free_port()
+    proc = target.start(port, work)
+    try:
+        wait_for(lambda: target.ready(port), 30, f"{target.name} on port {port}")
+        loadgen = [
+            "node", str(ROOT / "benchmarks" / "loadgen.mjs"), "--url", target.ws_url(port),
+            "--boards", str(args.boards), "--clients", str(args.clients), "--rate", str(args.rate),
+            "--duration", str(args.duration), "--drain", str(args.drain), "--label", target.name,
+        ]
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        out = subprocess.run(loadgen, cwd=ROOT, stdout=subprocess.PIPE, check=True,
+                             timeout=args.duration + args.drain + 180).stdout
+        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+        result["server_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0))
+        result["server_alive"] = proc.poll() is None
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def render(results: list[dict[str, object]], args: argparse.Namespace, command: str) -> str:
+    """The markdown section."""
+    rows = [[
+        TARGETS[str(r["label"])].describe, f"{r['clients_synced']}/{r['clients_total']}", r["join_all_ms"],
+        r["sent"], r["expected_deliveries"], r["lost"], r["disconnects"],
+        r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"],
+        r["server_cpu_pct"], r["loadgen_cpu_pct"], r["loadgen_loop_lag_p99_ms"],
+    ] for r in results]
+    headers = ["server", "synced", "all joined (ms)", "updates sent", "deliveries expected", "lost",
+               "disconnects", "p50 ms", "p95 ms", "p99 ms", "max ms", "server CPU %",
+               "loadgen CPU %", "loadgen loop lag p99 ms"]
+    return f"""\
+{args.boards} boards x {args.clients} clients x {args.rate} updates/s per client = \
+{args.boards * args.clients * args.rate} updates/s in, {args.duration} s, then up to {args.drain} s \
+for stragglers. Real y-websocket 3 / yjs 13 clients in one Node process (benchmarks/loadgen.mjs).
+Latency = receive time - send time stamped in the update, over every delivery to every other
+client of the board; "lost" = (sender, seq) pairs some client still lacks at the end.
+
+```
+{command}
+```
+
+{table(headers, rows)}
+
+Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.
+Server CPU % is of one core (100 = one core busy). The load generator shares the 2 cores with the
+server: when its loop lag is high, part of the latency is the generator's, not the server's.
+"""
+
+
+def main() -> None:
+    """Run every selected target, print and record the results."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--boards", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=10)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--drain", type=int, default=20)
+    parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated: " + ", ".join(TARGETS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    if args.rate == int(args.rate):
+        args.rate = int(args.rate)
+    ensure_js_deps()
+    command = "python benchmarks/run.py " + shlex.join(sys.argv[1:])
+    results = []
+    with tempfile.TemporaryDirectory(prefix="inkstream-bench-") as tmp:
+        for name in args.only.split(","):
+            work = Path(tmp) / name
+            work.mkdir()
+            print(f"== {name}", file=sys.stderr, flush=True)
+            result = run_target(TARGETS[name], args, work)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    if not args.no_write:
+        replace_section("Live delivery", render(results, args, command.strip()))
+        print("wrote the 'Live delivery' section of benchmarks/RESULTS.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
