@@ -36,6 +36,10 @@ class LiveBoard:
             raise UpdateTooLarge(f"update is {len(update)} bytes; the limit is {limits.max_update_bytes}")
         if self.approx_bytes + len(update) > limits.max_board_bytes:
             raise BoardTooLarge(f"board {self.board_id} would exceed {limits.max_board_bytes} bytes")
+        return self.integrate(update)
+
+    def integrate(self, update: bytes) -> bytes | None:
+        """Apply an update without client limits (e.g. one another node accepted); return the delta."""
         self._deltas.clear()
         apply_update(self.doc, update)
         deltas, self._deltas = self._deltas, []

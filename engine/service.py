@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.board_id import validate_board_id
-from engine.errors import StorageUnavailable
+from engine.errors import InvalidUpdate, StorageUnavailable
 from engine.events import ANONYMOUS, Event, Provenance
 from engine.fold import apply_update, load_doc
 from engine.limits import Limits
 from engine.live_board import LiveBoard
-from engine.ports import EventLog, SnapshotStore
+from engine.ports import EventLog, FanOut, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,11 @@ class BoardService:
         limits: Limits | None = None,
         idle_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
+        fanout: FanOut | None = None,
     ) -> None:
         self.log = event_log
+        self.fanout = fanout  # other nodes' updates to loaded boards (None: single node)
+        self._unfollowing: dict[str, asyncio.Task[None]] = {}
         self.snapshots = snapshots
         self.limits = limits or Limits()
         self.idle_seconds = idle_seconds
@@ -73,6 +76,7 @@ class BoardService:
                 await self._reaper
         for slot in self._slots.values():
             slot.board.close()
+            self._unfollow(slot.board.board_id)
         self._slots.clear()
 
     @property
@@ -109,6 +113,12 @@ class BoardService:
                 board = await self._load(board_id)
                 slot = _Slot(board)
                 self._slots[board_id] = slot
+                if self.fanout is not None:
+                    try:
+                        await self._follow(board)
+                    except BaseException:
+                        del self._slots[board_id]
+                        raise
                 loading.set_result(slot)
             except BaseException as exc:
                 loading.set_exception(exc)
@@ -235,9 +245,50 @@ class BoardService:
         if slot is None:
             return
         slot.board.close()
+        self._unfollow(board_id)
         log.error("dropped board %s from memory: %s", board_id, reason)
         for listener in self._reset_listeners:
             listener(board_id, reason)
+
+    # -- other nodes' updates (distributed mode) ---------------------------------------------------
+
+    async def _follow(self, board: LiveBoard) -> None:
+        assert self.fanout is not None
+        pending = self._unfollowing.pop(board.board_id, None)
+        if pending is not None:
+            await pending  # an earlier unsubscribe of this board must not undo this subscription
+        await self.fanout.subscribe(board.board_id, board.version, self.apply_remote)
+
+    def _unfollow(self, board_id: str) -> None:
+        if self.fanout is not None:
+            task = asyncio.ensure_future(self.fanout.unsubscribe(board_id))
+            self._unfollowing[board_id] = task
+            task.add_done_callback(lambda done: self._unfollowed(board_id, done))
+
+    def _unfollowed(self, board_id: str, task: asyncio.Task[None]) -> None:
+        if self._unfollowing.get(board_id) is task:
+            del self._unfollowing[board_id]
+
+    def apply_remote(self, event: Event) -> None:
+        """Integrate an update another node got accepted; tell listeners its effect (origin None)."""
+        slot = self._slots.get(event.board)
+        if slot is None:
+            return
+        board = slot.board
+        try:
+            delta = board.integrate(event.update)
+        except InvalidUpdate as exc:
+            log.error("board %s: update %d from the log does not apply: %s", event.board, event.version, exc)
+            return
+        board.version = max(board.version, event.version)
+        if delta is None:
+            return  # this node had it already (e.g. it accepted it itself)
+        remote = Event(event.board, event.version, delta, event.provenance)
+        for listener in list(slot.listeners):
+            try:
+                listener(remote, None)
+            except Exception:
+                log.exception("update listener failed for board %s", event.board)
 
     # -- idle unloading --------------------------------------------------------------------------
 
@@ -251,6 +302,7 @@ class BoardService:
         ]
         for board_id in idle:
             self._slots.pop(board_id).board.close()
+            self._unfollow(board_id)
         return idle
 
     async def _reap_forever(self) -> None:

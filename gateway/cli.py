@@ -40,6 +40,12 @@ def _projector_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
 
 
+def _distributed_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway import cluster
+
+    cluster.add_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -48,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _projector_parser(sub)
+    _distributed_parsers(sub)
     return parser
 
 
@@ -111,4 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "projector":
         return projector(args)
+    if args.command in ("gateway", "processor", "cluster"):
+        from gateway import cluster
+
+        return cluster.main(args)
     return 2

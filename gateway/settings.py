@@ -41,6 +41,9 @@ class Settings:
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongo_db: str = "inkstream"
     etcd_url: str = "http://127.0.0.1:2379"
+    redis_prefix: str = "inkstream"  # key prefix of the Redis views and streams (side-by-side deployments, tests)
+    kafka_partitions: int = 3  # partitions of the updates topic when a gateway or processor creates it
+    fold_timeout_seconds: float = 30.0  # how long an append waits for the view processor's fold, then 503
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -31,6 +31,7 @@ class System:
     metrics: Metrics
     projector: Any = None
     membership: Any = None  # engine.routing.Membership: this node alone, or etcd (gateway.membership)
+    background: list[Any] = field(default_factory=list)  # more start()/close() parts, e.g. the fan-out
     rooms: dict[str, Room] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -38,6 +39,8 @@ class System:
         await self.event_log.start()
         await self.store.start()
         await self.service.start()
+        for part in self.background:
+            await part.start()
         if self.projector is not None:
             await self.projector.start()
         self.service.on_reset(self._board_reset)
@@ -54,6 +57,8 @@ class System:
         await asyncio.sleep(0)
         if self.projector is not None:
             await self.projector.close()
+        for part in reversed(self.background):
+            await part.close()
         await self.service.close()
         await self.event_log.close()
         await self.store.close()
@@ -82,6 +87,45 @@ def build_embedded(settings: Settings) -> System:
     service = BoardService(event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds)
     projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
     system = System(settings, event_log, store, service, metrics, projector, build_membership(settings, False))
+
+    def accepted(_event: object, seconds: float) -> None:
+        metrics.updates_accepted.inc()
+        metrics.append_seconds.observe(seconds)
+
+    service.on_accepted = accepted
+    return system
+
+
+def build_distributed(settings: Settings) -> System:
+    """A distributed gateway: Kafka event log, Redis views and fan-out, MongoDB archive, etcd membership."""
+    from redis.asyncio import Redis
+
+    from engine.adapters.kafka_log import KafkaEventLog, LazyReader
+    from engine.adapters.redis_fanout import RedisFanOut
+    from engine.adapters.redis_view import RedisSnapshotStore, RedisViews
+    from projections.mongo_store import MongoProjectionStore
+
+    metrics = Metrics()
+    redis = Redis.from_url(settings.redis_url)
+    archive = LazyReader(MongoProjectionStore(settings.mongo_url, settings.mongo_db, topic=settings.kafka_topic))
+    event_log = KafkaEventLog(
+        settings.kafka_bootstrap,
+        settings.kafka_topic,
+        redis,
+        settings.redis_prefix,
+        partitions=settings.kafka_partitions,
+        fold_timeout=settings.fold_timeout_seconds,
+        archive=archive,
+        gateway=str(settings.extra.get("gateway_id") or "") or None,
+    )
+    # The fan-out's blocking XREAD gets a client (connection pool) of its own.
+    fanout = RedisFanOut(Redis.from_url(settings.redis_url), settings.redis_prefix)
+    store = RedisSnapshotStore(RedisViews(redis, settings.redis_prefix))
+    service = BoardService(
+        event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds, fanout=fanout
+    )
+    system = System(settings, event_log, store, service, metrics, None, build_membership(settings, True))
+    system.background = [fanout, archive]
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()
