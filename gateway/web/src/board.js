@@ -739,7 +739,10 @@ export function mountBoard (root, boardId) {
           beginGestureCapture()
           const orig = new Map()
           for (const id of selection) { const s = cache.get(id); if (s) orig.set(id, { ...s, points: s.points ? [...s.points] : null }) }
-          gesture = { kind: 'resize', handle, orig, bounds: selectionBounds(selection), startW: w }
+          // keep the grab offset so the edge follows the pointer exactly
+          const hp = handlePositions().find((p) => p.k === handle)
+          const hw = toWorld(hp.x, hp.y)
+          gesture = { kind: 'resize', handle, orig, bounds: selectionBounds(selection), grab: { x: w.x - hw.x, y: w.y - hw.y } }
           return
         }
         const hit = hitTest(w.x, w.y)
@@ -899,7 +902,8 @@ export function mountBoard (root, boardId) {
     return { x: round(Math.min(x0, x1)), y: round(Math.min(y0, y1)), w: round(Math.abs(x1 - x0)), h: round(Math.abs(y1 - y0)) }
   }
 
-  function resizeTo (g, w, keepRatio) {
+  function resizeTo (g, pw, keepRatio) {
+    const w = { x: pw.x - g.grab.x, y: pw.y - g.grab.y }
     if (g.handle === 'p0' || g.handle === 'p1') {
       const [id, o] = [...g.orig][0]
       const ax = o.x + (g.handle === 'p0' ? o.points[2] : o.points[0])

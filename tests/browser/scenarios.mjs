@@ -1,0 +1,364 @@
+// Real-browser scenarios for the Inkstream web app, against a running `inkstream serve`.
+//
+//   node scenarios.mjs http://127.0.0.1:8000 [scenario ...]
+//
+// Prints one JSON object on the last line: {"results": {name: {ok, error?, ...facts}}}.
+// tests/browser/test_app.py starts the server, runs this and asserts on the facts.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  launch, userContext, watchErrors, openBoard, drag, snapshot, apiBoard, waitFor, randomBoardId,
+  ARTIFACTS, HERE
+} from './lib.mjs'
+
+const base = process.argv[2]
+if (!base) { console.error('usage: node scenarios.mjs BASE_URL [scenario ...]'); process.exit(2) }
+const only = process.argv.slice(3)
+
+const FIXTURE = join(HERE, 'fixtures', 'sprint-planning.excalidraw')
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) })
+const byType = (shapes) => shapes.reduce((m, s) => { m[s.type] = (m[s.type] || 0) + 1; return m }, {})
+const canon = (shapes) => JSON.stringify(shapes.map((s) => Object.fromEntries(Object.entries(s).sort())).sort((a, b) => (a.id < b.id ? -1 : 1)))
+
+/** Count non-background pixels of the board canvas inside a screen rectangle. */
+async function inkPixels (page, x, y, w, h) {
+  return page.evaluate(([x, y, w, h]) => {
+    const c = document.querySelector('[data-testid="board-canvas"]')
+    const dpr = c.width / c.clientWidth
+    const d = c.getContext('2d').getImageData(Math.round(x * dpr), Math.round(y * dpr), Math.round(w * dpr), Math.round(h * dpr)).data
+    let n = 0
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 120 && d[i + 1] < 120 && d[i + 2] < 140) n++
+    return n
+  }, [x, y, w, h])
+}
+
+const scenarios = {}
+
+// Two people on one board: live shapes, cursors, presence, and undo of one's own changes only.
+scenarios.collaboration = async (browser, facts) => {
+  const id = randomBoardId('collab')
+  const errors = []
+  const ctxA = await userContext(browser, 'Ada', '#4263eb')
+  const ctxB = await userContext(browser, 'Grace', '#e8590c')
+  const A = await ctxA.newPage(); const B = await ctxB.newPage()
+  watchErrors(A, 'A', errors); watchErrors(B, 'B', errors)
+  await openBoard(A, base, id)
+  await openBoard(B, base, id)
+
+  // presence: both see two people
+  await waitFor(async () => (await A.getAttribute('[data-testid="presence-list"]', 'data-count')) === '2' &&
+    (await B.getAttribute('[data-testid="presence-list"]', 'data-count')) === '2', { what: 'presence of 2 in both' })
+  facts.presenceB = await B.$$eval('[data-testid="presence-avatar"]', (els) => els.map((e) => e.dataset.name))
+
+  // A draws a rectangle
+  await A.keyboard.press('r')
+  await drag(A, 400, 300, 640, 460)
+  const api1 = await waitFor(async () => { const b = await apiBoard(base, id); return b && b.shapes.length === 1 && b }, { what: 'rect in HTTP API' })
+  facts.apiAfterRect = api1.shapes.map((s) => ({ type: s.type, createdBy: s.createdBy, w: s.w, h: s.h }))
+  await waitFor(async () => (await snapshot(B)).length === 1, { what: 'rect in B' })
+  await B.waitForTimeout(150)
+  // visually: B's canvas has ink along the rectangle's top edge, none in its (transparent) middle
+  facts.inkTopEdgeB = await inkPixels(B, 420, 296, 200, 8)
+  facts.inkInsideB = await inkPixels(B, 450, 340, 140, 80)
+  await shot(B, 'collab-B-sees-rect')
+
+  // B sees A's cursor (with A's name)
+  await A.mouse.move(700, 500)
+  await A.mouse.move(720, 520, { steps: 4 })
+  const cur = await B.waitForSelector('[data-testid="remote-cursor"][data-name="Ada"]', { state: 'visible', timeout: 10000 })
+  facts.cursorSeenByB = !!cur
+  facts.cursorTransformB = await cur.evaluate((e) => e.style.transform)
+  await shot(B, 'collab-B-sees-cursor')
+
+  // B draws an ellipse; A undoes: only A's rectangle goes away
+  await B.keyboard.press('o')
+  await drag(B, 800, 250, 960, 380)
+  await waitFor(async () => (await snapshot(A)).length === 2, { what: 'ellipse in A' })
+  await A.keyboard.press('Control+z')
+  const api2 = await waitFor(async () => { const b = await apiBoard(base, id); return b && b.shapes.length === 1 && b }, { what: 'undo reached server' })
+  facts.afterUndoApi = api2.shapes.map((s) => ({ type: s.type, createdBy: s.createdBy }))
+  await waitFor(async () => (await snapshot(B)).length === 1, { what: 'undo reached B' })
+  facts.afterUndoB = (await snapshot(B)).map((s) => s.type)
+  // B's undo stack is untouched; A can redo
+  await A.keyboard.press('Control+Shift+z')
+  await waitFor(async () => (await apiBoard(base, id)).shapes.length === 2, { what: 'redo' })
+  facts.afterRedoTypes = byType((await apiBoard(base, id)).shapes)
+  await A.waitForTimeout(200)
+  await shot(A, 'collab-A-after-redo')
+  facts.errors = errors
+  await ctxA.close(); await ctxB.close()
+}
+
+// Both go offline, both draw, both come back: identical boards, server equal to them.
+scenarios.offline = async (browser, facts) => {
+  const id = randomBoardId('offline')
+  const errors = []
+  const ctxA = await userContext(browser, 'Ada', '#4263eb')
+  const ctxB = await userContext(browser, 'Grace', '#e8590c')
+  const A = await ctxA.newPage(); const B = await ctxB.newPage()
+  watchErrors(A, 'A', errors); watchErrors(B, 'B', errors)
+  await openBoard(A, base, id)
+  await openBoard(B, base, id)
+  await ctxA.setOffline(true)
+  await ctxB.setOffline(true)
+  await waitFor(async () => (await A.getAttribute('[data-testid="connection-status"]', 'data-state')) === 'offline' &&
+    (await B.getAttribute('[data-testid="connection-status"]', 'data-state')) === 'offline', { what: 'offline indicator' })
+  facts.offlineLabel = await A.textContent('[data-testid="connection-status"]')
+  await A.keyboard.press('r')
+  await drag(A, 300, 250, 500, 400)
+  await A.keyboard.press('p')
+  await drag(A, 300, 500, 600, 560, 25)
+  await B.keyboard.press('o')
+  await drag(B, 700, 250, 900, 400)
+  await B.keyboard.press('s')
+  await B.mouse.click(800, 560)
+  await B.keyboard.type('offline note')
+  await B.keyboard.press('Escape')
+  await A.waitForTimeout(300)
+  facts.whileOffline = { A: (await snapshot(A)).length, B: (await snapshot(B)).length, server: ((await apiBoard(base, id))?.shapes || []).length }
+  await shot(A, 'offline-A')
+  await ctxA.setOffline(false)
+  await ctxB.setOffline(false)
+  await waitFor(async () => {
+    const [a, b] = [await snapshot(A), await snapshot(B)]
+    return a.length === 4 && b.length === 4 && canon(a) === canon(b)
+  }, { timeout: 20000, what: 'A and B converge' })
+  const a = await snapshot(A)
+  const server = await waitFor(async () => { const s = await apiBoard(base, id); return s && s.shapes.length === 4 && s }, { what: 'server has all' })
+  facts.converged = canon(a) === canon(await snapshot(B))
+  facts.serverEqualsClients = canon(server.shapes) === canon(a)
+  if (!facts.serverEqualsClients) facts.diff = { server: server.shapes, client: a }
+  facts.types = byType(a)
+  facts.statusAfter = await A.getAttribute('[data-testid="connection-status"]', 'data-state')
+  await A.waitForTimeout(200)
+  await shot(B, 'offline-B-merged')
+  facts.errors = errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(e))
+  await ctxA.close(); await ctxB.close()
+}
+
+// Reload keeps content; a fresh browser (no IndexedDB) gets it from the server.
+scenarios.reload = async (browser, facts) => {
+  const id = randomBoardId('reload')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  await page.keyboard.press('r')
+  await drag(page, 300, 250, 500, 400)
+  await page.keyboard.press('t')
+  await page.mouse.click(600, 300)
+  await page.keyboard.type('Keep me')
+  await page.keyboard.press('Escape')
+  const before = await snapshot(page)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 2, { what: 'server has 2' })
+  await page.reload()
+  await page.waitForFunction(() => window.__inkstream && window.__inkstream.shapeCount() === 2, null, { timeout: 10000 })
+  facts.sameAfterReload = canon(before) === canon(await snapshot(page))
+  const ctx2 = await userContext(browser, 'Grace', '#e8590c')
+  const p2 = await ctx2.newPage()
+  watchErrors(p2, 'B', errors)
+  await openBoard(p2, base, id)
+  await p2.waitForFunction(() => window.__inkstream.shapeCount() === 2, null, { timeout: 10000 })
+  facts.sameInFreshBrowser = canon(before) === canon(await snapshot(p2))
+  await p2.waitForTimeout(200)
+  await shot(p2, 'reload-fresh-browser')
+  facts.errors = errors
+  await ctx.close(); await ctx2.close()
+}
+
+// "New board" from the boards list, then the board shows up in the list.
+scenarios.newBoard = async (browser, facts) => {
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await page.goto(base + '/')
+  await page.waitForSelector('[data-testid="new-board"]')
+  await shot(page, 'home-before')
+  await Promise.all([page.waitForURL(/\/b\/[A-Za-z0-9_-]{10}$/), page.click('[data-testid="new-board"]')])
+  const id = decodeURIComponent(new URL(page.url()).pathname.split('/').pop())
+  facts.boardId = id
+  await page.waitForFunction(() => document.querySelector('[data-testid="connection-status"]')?.dataset.state === 'connected')
+  // the title field is focused for naming the new board
+  await page.keyboard.press('Control+a')
+  await page.keyboard.type('Roadmap Q3')
+  await page.keyboard.press('Enter')
+  await page.keyboard.press('r')
+  await drag(page, 400, 300, 600, 420)
+  await page.keyboard.press('o')
+  await drag(page, 650, 300, 800, 420)
+  const b = await waitFor(async () => { const x = await apiBoard(base, id); return x && x.shapes.length === 2 && x.meta.title === 'Roadmap Q3' && x }, { what: 'new board on server' })
+  facts.title = b.meta.title
+  await page.goto(base + '/')
+  const card = await page.waitForSelector(`[data-testid="board-card"][data-board-id="${id}"]`)
+  facts.cardText = (await card.textContent()).replace(/\s+/g, ' ').trim()
+  await page.waitForTimeout(300)
+  await shot(page, 'home-with-board')
+  facts.errors = errors
+  await ctx.close()
+}
+
+// Import a real .excalidraw file (file picker and drag-and-drop), export SVG/PNG/.excalidraw.
+scenarios.importExport = async (browser, facts) => {
+  const id = randomBoardId('import')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  await page.setInputFiles('[data-testid="import-input"]', FIXTURE)
+  const report = await page.waitForSelector('[data-testid="import-report"]')
+  facts.report = await report.textContent()
+  facts.skipped = JSON.parse(await report.getAttribute('data-skipped'))
+  const b = await waitFor(async () => { const x = await apiBoard(base, id); return x && x.shapes.length >= 12 && x }, { what: 'imported shapes on server' })
+  facts.apiTypes = byType(b.shapes)
+  facts.apiTexts = b.shapes.filter((s) => s.type === 'text').map((s) => s.text).sort()
+  const rect = b.shapes.find((s) => s.type === 'rect' && s.fill === '#a5d8ff')
+  facts.designBox = rect ? { x: rect.x, y: rect.y, w: rect.w, h: rect.h } : null
+  await page.keyboard.press('Escape')
+  await page.waitForTimeout(300)
+  await shot(page, 'import-fixture')
+
+  // SVG export
+  await page.click('[data-testid="menu-button"]')
+  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-svg"]')])
+  const svg = readFileSync(await svgDl.path(), 'utf8')
+  facts.svgName = svgDl.suggestedFilename()
+  facts.svgHasAllShapes = b.shapes.every((s) => svg.includes(`data-shape-id="${s.id}"`))
+  facts.svgHasTexts = facts.apiTexts.every((t) => svg.includes(t))
+  facts.svgStartsWith = svg.slice(0, 60)
+  // PNG export
+  await page.click('[data-testid="menu-button"]')
+  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-png"]')])
+  const png = readFileSync(await pngDl.path())
+  facts.pngSignature = png.subarray(1, 4).toString('latin1')
+  facts.pngBytes = png.length
+  // .excalidraw export round-trips through our own importer
+  await page.click('[data-testid="menu-button"]')
+  const [exDl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-excalidraw"]')])
+  const ex = JSON.parse(readFileSync(await exDl.path(), 'utf8'))
+  facts.excalidrawExport = { type: ex.type, elements: ex.elements.length, types: byType(ex.elements) }
+
+  // drag-and-drop import onto a second board
+  const id2 = randomBoardId('drop')
+  await openBoard(page, base, id2)
+  const text = readFileSync(FIXTURE, 'utf8')
+  await page.evaluate((text) => {
+    const dt = new DataTransfer()
+    dt.items.add(new File([text], 'sprint-planning.excalidraw', { type: 'application/json' }))
+    const target = document.querySelector('[data-testid="board-canvas"]')
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+      target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }))
+    }
+  }, text)
+  const b2 = await waitFor(async () => { const x = await apiBoard(base, id2); return x && x.shapes.length >= 12 && x }, { what: 'dropped shapes on server' })
+  facts.dropTypes = byType(b2.shapes)
+  facts.errors = errors
+  await ctx.close()
+}
+
+// Selection and editing: select, move, resize, duplicate, z-order, delete, styles, tools.
+scenarios.editing = async (browser, facts) => {
+  const id = randomBoardId('edit')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  // every tool has a button with an aria-label and a tooltip, and a keyboard shortcut
+  const tools = await page.$$eval('.tool-btn[data-tool]', (els) => els.map((e) => ({ tool: e.dataset.tool, label: e.getAttribute('aria-label'), tip: e.dataset.tip, svg: !!e.querySelector('svg') })))
+  facts.tools = tools
+  const keys = { v: 'select', p: 'pen', r: 'rect', o: 'ellipse', l: 'line', a: 'arrow', t: 'text', s: 'sticky', e: 'eraser' }
+  facts.shortcuts = {}
+  for (const [k, t] of Object.entries(keys)) {
+    await page.keyboard.press(k)
+    facts.shortcuts[k] = (await page.getAttribute(`.tool-btn[data-tool="${t}"]`, 'aria-pressed')) === 'true'
+  }
+  await page.keyboard.press('r')
+  await page.click('[data-testid="fill-sky"]')
+  await drag(page, 300, 250, 500, 400)
+  const rect0 = (await snapshot(page))[0]
+  facts.rectFill = rect0.fill
+  // move with the select tool (now active after drawing)
+  await drag(page, 400, 325, 460, 365)
+  const moved = (await snapshot(page))[0]
+  facts.moveDelta = [moved.x - rect0.x, moved.y - rect0.y]
+  // resize from the south-east handle (box is drawn 4px outside the shape)
+  const se = { x: 300 + 60 + 200 + 4, y: 250 + 40 + 150 + 4 }
+  await drag(page, se.x, se.y, se.x + 100, se.y + 50)
+  const resized = (await snapshot(page))[0]
+  facts.resized = [resized.w, resized.h]
+  // duplicate, bring the original to front, delete the copy
+  await page.keyboard.press('Control+d')
+  let shapes = await snapshot(page)
+  facts.afterDuplicate = shapes.length
+  const copyId = shapes[1].id
+  await page.mouse.click(100, 700) // empty: clears selection
+  await page.mouse.click(360 - 1, 290 + 40) // the original's left edge area
+  await page.keyboard.press('Control+Shift+BracketRight')
+  shapes = await snapshot(page)
+  facts.originalOnTop = shapes[shapes.length - 1].id === rect0.id
+  await page.keyboard.press('Delete')
+  shapes = await snapshot(page)
+  facts.afterDelete = shapes.map((s) => s.id)
+  facts.copyRemains = shapes.length === 1 && shapes[0].id === copyId
+  // marquee select + stroke colour change
+  await page.keyboard.press('o')
+  await drag(page, 700, 200, 820, 300)
+  await page.mouse.click(100, 700)
+  await drag(page, 250, 150, 1000, 600)
+  facts.marqueeSelected = await page.evaluate(() => window.__inkstream.awareness.getLocalState().selection.length)
+  await page.click('[data-testid="stroke-red"]')
+  shapes = await snapshot(page)
+  facts.strokes = shapes.map((s) => s.stroke)
+  // zoom controls
+  await page.click('[data-testid="zoom-in"]')
+  facts.zoomAfterIn = (await page.evaluate(() => window.__inkstream.camera)).zoom
+  await page.click('[data-testid="zoom-fit"]')
+  facts.zoomLabelAfterFit = await page.textContent('[data-testid="zoom-reset"]')
+  // eraser
+  await page.keyboard.press('e')
+  const box = await page.evaluate(() => { const s = window.__inkstream.snapshot().find((x) => x.type === 'ellipse'); return s })
+  const cam = await page.evaluate(() => window.__inkstream.camera)
+  const ex = (box.x + box.w / 2 - cam.x) * cam.zoom; const ey = (box.y - cam.y) * cam.zoom
+  await drag(page, ex, ey - 30, ex, ey + 30, 10)
+  shapes = await snapshot(page)
+  facts.afterErase = byType(shapes)
+  // undo brings it back
+  await page.keyboard.press('Control+z')
+  facts.afterEraseUndo = byType(await snapshot(page))
+  // a stroke sends a bounded number of updates (pointer moves are coalesced)
+  await page.keyboard.press('p')
+  const before = await page.evaluate(() => window.__inkstream.updatesSent)
+  const tStroke = Date.now()
+  await page.mouse.move(300, 600)
+  await page.mouse.down()
+  for (let i = 0; i < 120; i++) { await page.mouse.move(300 + i * 4, 600 + Math.sin(i / 6) * 40) }
+  await page.mouse.up()
+  const after = await page.evaluate(() => window.__inkstream.updatesSent)
+  facts.strokeMoves = 120
+  facts.strokeMs = Date.now() - tStroke
+  facts.strokeUpdates = after - before
+  await page.waitForTimeout(200)
+  await shot(page, 'editing')
+  facts.errors = errors
+  await ctx.close()
+}
+
+const browser = await launch()
+const results = {}
+for (const [name, fn] of Object.entries(scenarios)) {
+  if (only.length && !only.includes(name)) continue
+  const facts = {}
+  const t0 = Date.now()
+  try {
+    await fn(browser, facts)
+    results[name] = { ok: true, ms: Date.now() - t0, ...facts }
+  } catch (e) {
+    results[name] = { ok: false, ms: Date.now() - t0, error: String(e && e.stack || e), ...facts }
+  }
+  console.error(`${name}: ${results[name].ok ? 'ok' : 'FAILED'} (${results[name].ms} ms)`)
+}
+await browser.close()
+console.log(JSON.stringify({ results }))

@@ -1,0 +1,144 @@
+"""The web app in a real browser (Debian Chromium driven by playwright-core) against a real
+`inkstream serve` subprocess.
+
+The scenarios live in scenarios.mjs (Node); this module starts the server, installs the Node
+dependencies if needed (`npm ci`), runs every scenario once and asserts on the facts each one
+reports. Screenshots land in tests/browser/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import InkstreamServer
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+pytestmark = pytest.mark.browser
+
+
+def _npm_ci() -> None:
+    if (HERE / "node_modules" / "playwright-core").is_dir():
+        return
+    npm = shutil.which("npm")
+    assert npm, "npm is needed for the browser tests (apt-get install nodejs npm)"
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if os.environ.get("INKSTREAM_SKIP_BROWSER") == "1":
+        pytest.skip("INKSTREAM_SKIP_BROWSER=1")
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    _npm_ci()
+    server = InkstreamServer(data_dir=tmp_path_factory.mktemp("browser") / "data")
+    server.start()
+    try:
+        proc = subprocess.run(
+            ["node", "scenarios.mjs", server.url],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        assert lines, f"scenarios produced no result (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+        yield json.loads(lines[-1])["results"]
+    finally:
+        server.stop()
+
+
+def scenario(results: dict[str, Any], name: str) -> dict[str, Any]:
+    r = results[name]
+    assert r["ok"], f"{name} failed: {r.get('error')}\nfacts: {json.dumps(r, indent=1)[:3000]}"
+    assert r.get("errors") == [], f"{name}: errors in the page: {r.get('errors')}"
+    return r
+
+
+def test_collaboration_shapes_cursors_presence_and_own_undo(results: dict[str, Any]) -> None:
+    r = scenario(results, "collaboration")
+    assert sorted(r["presenceB"]) == ["Ada", "Grace"]
+    # A's rectangle reached the server with A's name...
+    assert r["apiAfterRect"] == [{"type": "rect", "createdBy": "Ada", "w": 240, "h": 160}]
+    # ...and B's canvas shows it: ink along its top edge, a clear (transparent) inside
+    assert r["inkTopEdgeB"] > 100
+    assert r["inkInsideB"] == 0
+    assert r["cursorSeenByB"]
+    # A's undo removed only A's shape, never Grace's
+    assert r["afterUndoApi"] == [{"type": "ellipse", "createdBy": "Grace"}]
+    assert r["afterUndoB"] == ["ellipse"]
+    assert r["afterRedoTypes"] == {"rect": 1, "ellipse": 1}
+
+
+def test_offline_edits_merge_and_match_server(results: dict[str, Any]) -> None:
+    r = scenario(results, "offline")
+    assert r["offlineLabel"].strip() == "Offline"
+    assert r["whileOffline"] == {"A": 2, "B": 2, "server": 0}
+    assert r["converged"]
+    assert r["serverEqualsClients"], r.get("diff")
+    assert r["types"] == {"rect": 1, "stroke": 1, "ellipse": 1, "sticky": 1}
+    assert r["statusAfter"] == "connected"
+
+
+def test_reload_keeps_content(results: dict[str, Any]) -> None:
+    r = scenario(results, "reload")
+    assert r["sameAfterReload"]
+    assert r["sameInFreshBrowser"]
+
+
+def test_new_board_from_home(results: dict[str, Any]) -> None:
+    r = scenario(results, "newBoard")
+    assert r["title"] == "Roadmap Q3"
+    assert "Roadmap Q3" in r["cardText"] and "2 shapes" in r["cardText"]
+
+
+def test_excalidraw_import_and_exports(results: dict[str, Any]) -> None:
+    r = scenario(results, "importExport")
+    expected = {"rect": 2, "line": 2, "arrow": 2, "ellipse": 1, "stroke": 1, "text": 4}
+    assert r["apiTypes"] == expected
+    assert r["dropTypes"] == expected
+    assert r["apiTexts"] == ["Design review", "Owner: Grace", "Release", "Ship?"]
+    assert r["skipped"] == {"frame": 1, "image": 1}
+    assert "skipped" in r["report"] and "frame" in r["report"] and "image" in r["report"]
+    assert r["designBox"] == {"x": 100, "y": 100, "w": 220, "h": 100}
+    assert r["svgStartsWith"].startswith("<?xml") and "<svg" in r["svgStartsWith"]
+    assert r["svgHasAllShapes"] and r["svgHasTexts"]
+    assert r["pngSignature"] == "PNG" and r["pngBytes"] > 1000
+    assert r["excalidrawExport"]["type"] == "excalidraw"
+    assert r["excalidrawExport"]["elements"] == 12
+
+
+def test_tools_selection_and_editing(results: dict[str, Any]) -> None:
+    r = scenario(results, "editing")
+    assert [t["tool"] for t in r["tools"]] == ["select", "pen", "rect", "ellipse", "line", "arrow", "text", "sticky", "eraser"]
+    for t in r["tools"]:
+        assert t["label"] and t["tip"] and t["svg"], t
+    assert all(r["shortcuts"].values()), r["shortcuts"]
+    assert r["rectFill"] == "#a5d8ff"
+    assert r["moveDelta"] == [60, 40]
+    assert r["resized"] == [300, 200]
+    assert r["afterDuplicate"] == 2
+    assert r["originalOnTop"]
+    assert r["copyRemains"]
+    assert r["marqueeSelected"] == 2
+    assert r["strokes"] == ["#e03131", "#e03131"]
+    assert r["zoomAfterIn"] == pytest.approx(1.25)
+    assert r["afterErase"] == {"rect": 1}
+    assert r["afterEraseUndo"] == {"rect": 1, "ellipse": 1}
+
+
+def test_stroke_sends_bounded_updates(results: dict[str, Any]) -> None:
+    r = scenario(results, "editing")
+    # one Yjs update per 50 ms at most while drawing (+ create and final), never one per move
+    assert r["strokeUpdates"] <= r["strokeMs"] / 50 + 3, r
+    assert r["strokeUpdates"] < r["strokeMoves"] / 2, r
