@@ -269,6 +269,8 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,  # a crashed worker's partitions move on after 10 s, not faust's 60
+        broker_heartbeat_interval=3.0,
         topic_replication_factor=1,
         topic_partitions=config.topic_partitions,
     )
