@@ -78,7 +78,8 @@ def probe_mongo(host: str, port: int) -> None:
 
 def probe_etcd(host: str, port: int) -> None:
     """GET /health -> {"health": "true"} (a leader is elected)."""
-    with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=TIMEOUT_S) as r:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via $http_proxy
+    with direct.open(f"http://{host}:{port}/health", timeout=TIMEOUT_S) as r:
         health = json.load(r)
     if health.get("health") != "true":
         raise RuntimeError(f"unhealthy: {health}")
