@@ -73,13 +73,24 @@ pid_alive() {
   [[ "$state" != Z && "$state" != X ]]
 }
 
-# PID recorded for SERVICE if that process is still alive, else empty (stale pidfiles are removed).
+# Kernel start time of PID (clock ticks since boot): with the pid it names one process for
+# good, so a pidfile left from before a reboot can never make `down` signal a stranger.
+pid_start_time() {
+  sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+}
+
+# Record PID as SERVICE's process.
+write_pidfile() {
+  echo "$2 $(pid_start_time "$2")" >"$(pidfile "$1")"
+}
+
+# PID recorded for SERVICE if that very process is still alive, else empty (stale pidfiles are removed).
 live_pid() {
-  local f pid
+  local f pid started
   f="$(pidfile "$1")"
   [[ -f "$f" ]] || return 0
-  pid="$(<"$f")"
-  if pid_alive "$pid"; then
+  read -r pid started <"$f" || true
+  if pid_alive "$pid" && [[ "$(pid_start_time "$pid")" == "$started" ]]; then
     echo "$pid"
   else
     rm -f "$f"
