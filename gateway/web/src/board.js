@@ -163,13 +163,14 @@ export function mountBoard (root, boardId) {
   let netState = navigator.onLine === false ? 'offline' : 'connecting'
   let synced = false
   provider.on('status', ({ status: s }) => {
-    if (s === 'connected') { everConnected = true; netState = 'connected' } else if (!navigator.onLine) netState = 'offline'
+    if (s === 'connected') { if (!everConnected) performance.mark('inkstream:ws-connected'); everConnected = true; netState = 'connected' } else if (!navigator.onLine) netState = 'offline'
     else netState = everConnected ? 'reconnecting' : 'connecting'
     renderStatus()
   })
   provider.on('sync', (isSynced) => {
     synced = isSynced
     document.body.dataset.synced = String(isSynced)
+    if (isSynced && !performance.getEntriesByName('inkstream:synced').length) performance.mark('inkstream:synced')
     if (isSynced) onFirstContent()
     renderStatus()
   })
@@ -201,7 +202,10 @@ export function mountBoard (root, boardId) {
   }
 
   // ---------------------------------------------------------------- model cache
+  let contentVersion = 0
+  const gestureEditsContent = () => !!gesture && gesture.kind !== 'pan' && gesture.kind !== 'marquee'
   function refresh (id) {
+    contentVersion++
     const m = shapesY.get(id)
     if (!(m instanceof Y.Map)) { remove(id); return }
     const prev = cache.get(id)
@@ -214,11 +218,13 @@ export function mountBoard (root, boardId) {
     Object.assign(prev, s)
   }
   function remove (id) {
+    contentVersion++
     if (cache.delete(id)) sortedDirty = true
     pending.delete(id)
     selection.delete(id)
   }
   shapesY.observeDeep((events) => {
+    const t0 = performance.now()
     const touched = new Set()
     for (const ev of events) {
       if (ev.target === shapesY) {
@@ -229,6 +235,7 @@ export function mountBoard (root, boardId) {
       } else if (ev.path.length) touched.add(ev.path[0])
     }
     for (const id of touched) refresh(id)
+    stats.observeMs = (stats.observeMs || 0) + performance.now() - t0
     if (editing && !cache.has(editing.id) && !editing.isNew) endEditing(false)
     updateSelectionUi()
     requestRender()
@@ -264,6 +271,7 @@ export function mountBoard (root, boardId) {
     const s = cache.get(id)
     if (!s) return
     pending.set(id, { ...(pending.get(id) || {}), ...fields })
+    contentVersion++
     Object.assign(s, fields)
     finishShape(s)
     if ('z' in fields) sortedDirty = true
@@ -354,7 +362,9 @@ export function mountBoard (root, boardId) {
     return null
   }
   let camSaveTimer = 0
+  let camMovingUntil = 0
   function camChanged () {
+    camMovingUntil = performance.now() + 180
     zoomLabel.textContent = `${Math.round(cam.zoom * 100)}%`
     clearTimeout(camSaveTimer)
     camSaveTimer = setTimeout(() => { try { localStorage.setItem('inkstream:cam:' + boardId, JSON.stringify(cam)) } catch {} }, 300)
@@ -395,6 +405,74 @@ export function mountBoard (root, boardId) {
   function visibleWorld () {
     return { x: cam.x, y: cam.y, w: canvas.clientWidth / cam.zoom, h: canvas.clientHeight / cam.zoom }
   }
+  /**
+   * Draw background + shapes into `c` (a 2D context) for the world rect `v` at `zoom`,
+   * with `scale` device pixels per CSS pixel. Returns the number of shapes drawn.
+   */
+  function drawScene (c, v, zoom, scale, pxW, pxH) {
+    c.setTransform(1, 0, 0, 1, 0, 0)
+    c.globalAlpha = 1
+    c.fillStyle = '#f8f9fc'
+    c.fillRect(0, 0, pxW, pxH)
+    drawGrid(c, { x: v.x, y: v.y, zoom }, pxW / scale, pxH / scale, scale)
+    c.setTransform(scale * zoom, 0, 0, scale * zoom, -v.x * zoom * scale, -v.y * zoom * scale)
+    c.lineCap = 'round'
+    c.lineJoin = 'round'
+    const vx2 = v.x + v.w; const vy2 = v.y + v.h
+    let visible = 0
+    const list = getSorted()
+    const hideText = editing ? editing.id : null
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]
+      const b = s.bbox
+      if (b.x > vx2 || b.y > vy2 || b.x + b.w < v.x || b.y + b.h < v.y) continue // viewport culling
+      visible++
+      drawShape(c, s, zoom, { hideText })
+    }
+    c.globalAlpha = 1
+    if (erasing.size) {
+      // shapes about to be erased fade out
+      c.fillStyle = 'rgba(248,249,252,0.7)'
+      for (const id of erasing) {
+        const s = cache.get(id)
+        if (s) c.fillRect(s.bbox.x - 2 / zoom, s.bbox.y - 2 / zoom, s.bbox.w + 4 / zoom, s.bbox.h + 4 / zoom)
+      }
+    }
+    return visible
+  }
+
+  // Scene cache: while the camera moves over an expensive scene (thousands of shapes in view),
+  // frames are a single scaled/translated blit of a bitmap rendered once with a margin around
+  // the viewport; a crisp full render follows as soon as the camera settles.
+  const sceneCache = { canvas: null, version: -1, zoom: 1, x: 0, y: 0, w: 0, h: 0 }
+  let lastSceneMs = 0
+  function buildSceneCache (W, H) {
+    const marginX = W / cam.zoom / 2; const marginY = H / cam.zoom / 2
+    const v = { x: cam.x - marginX, y: cam.y - marginY, w: W / cam.zoom * 2, h: H / cam.zoom * 2 }
+    const pxW = Math.round(W * 2); const pxH = Math.round(H * 2)
+    if (!sceneCache.canvas) sceneCache.canvas = document.createElement('canvas')
+    const cc = sceneCache.canvas
+    if (cc.width !== pxW || cc.height !== pxH) { cc.width = pxW; cc.height = pxH }
+    stats.visible = drawScene(cc.getContext('2d'), v, cam.zoom, 1, pxW, pxH)
+    Object.assign(sceneCache, { version: contentVersion, zoom: cam.zoom, ...v })
+    stats.cacheBuilds = (stats.cacheBuilds || 0) + 1
+  }
+  function blitSceneCache (dpr, W, H) {
+    const sc = sceneCache
+    if (!sc.canvas || sc.version !== contentVersion) return false
+    const ratio = cam.zoom / sc.zoom
+    if (ratio < 0.5 || ratio > 2) return false
+    const vw = W / cam.zoom; const vh = H / cam.zoom
+    if (cam.x < sc.x || cam.y < sc.y || cam.x + vw > sc.x + sc.w || cam.y + vh > sc.y + sc.h) return false
+    ctx.setTransform(1, 0, 0, 1, 0, 0)
+    const k = ratio * dpr // cache pixel -> device pixel
+    ctx.imageSmoothingEnabled = true
+    ctx.drawImage(sc.canvas, (sc.x - cam.x) * cam.zoom * dpr, (sc.y - cam.y) * cam.zoom * dpr, sc.canvas.width * k, sc.canvas.height * k)
+    stats.cacheBlits = (stats.cacheBlits || 0) + 1
+    return true
+  }
+  let settleTimer = 0
+
   function render () {
     renderQueued = false
     const t0 = performance.now()
@@ -404,41 +482,20 @@ export function mountBoard (root, boardId) {
       canvas.width = Math.round(W * dpr)
       canvas.height = Math.round(H * dpr)
     }
-    ctx.setTransform(1, 0, 0, 1, 0, 0)
-    ctx.globalAlpha = 1
-    ctx.fillStyle = '#f8f9fc'
-    ctx.fillRect(0, 0, canvas.width, canvas.height)
-    drawGrid(ctx, cam, W, H, dpr)
-    const z = cam.zoom
-    ctx.setTransform(dpr * z, 0, 0, dpr * z, -cam.x * z * dpr, -cam.y * z * dpr)
-    ctx.lineCap = 'round'
-    ctx.lineJoin = 'round'
-    // viewport culling
-    const v = visibleWorld()
-    const vx2 = v.x + v.w; const vy2 = v.y + v.h
-    let visible = 0
-    const list = getSorted()
-    const hideText = editing ? editing.id : null
-    for (let i = 0; i < list.length; i++) {
-      const s = list[i]
-      const b = s.bbox
-      if (b.x > vx2 || b.y > vy2 || b.x + b.w < v.x || b.y + b.h < v.y) continue
-      visible++
-      if (erasing.has(s.id)) {
-        ctx.save(); drawShape(ctx, s, z, { hideText }); ctx.restore()
-        ctx.globalAlpha = 1
-        continue
-      }
-      drawShape(ctx, s, z, { hideText })
+    const moving = t0 < camMovingUntil && !gestureEditsContent()
+    let blitted = false
+    if (moving && (lastSceneMs > 6 || sceneCache.version === contentVersion)) {
+      blitted = blitSceneCache(dpr, W, H)
+      if (!blitted && lastSceneMs > 6) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H) }
     }
-    ctx.globalAlpha = 1
-    // erased shapes fade
-    if (erasing.size) {
-      ctx.fillStyle = 'rgba(248,249,252,0.7)'
-      for (const id of erasing) {
-        const s = cache.get(id)
-        if (s) ctx.fillRect(s.bbox.x - 2 / z, s.bbox.y - 2 / z, s.bbox.w + 4 / z, s.bbox.h + 4 / z)
-      }
+    if (!blitted) {
+      const s0 = performance.now()
+      stats.visible = drawScene(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
+      lastSceneMs = performance.now() - s0
+    }
+    if (moving) {
+      clearTimeout(settleTimer)
+      settleTimer = setTimeout(requestRender, camMovingUntil - t0 + 5)
     }
     // overlays in screen space
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
@@ -451,7 +508,6 @@ export function mountBoard (root, boardId) {
     stats.frames++
     stats.lastMs = performance.now() - t0
     stats.totalMs += stats.lastMs
-    stats.visible = visible
     emptyHint.hidden = cache.size > 0 || !firstContentDone
     if (!expectMarked && window.__inkstreamExpect && cache.size >= window.__inkstreamExpect) {
       expectMarked = true
@@ -953,7 +1009,7 @@ export function mountBoard (root, boardId) {
       const list = getSorted()
       for (let j = list.length - 1; j >= 0; j--) {
         const s = list[j]
-        if (!erasing.has(s.id) && hitShape(s, x, y, tol)) erasing.add(s.id)
+        if (!erasing.has(s.id) && hitShape(s, x, y, tol)) { erasing.add(s.id); contentVersion++ }
       }
     }
     requestRender()
@@ -995,6 +1051,7 @@ export function mountBoard (root, boardId) {
       case 'erase':
         if (erasing.size) deleteShapes([...erasing])
         erasing.clear()
+        contentVersion++
         endGestureCapture()
         break
     }
@@ -1083,6 +1140,7 @@ export function mountBoard (root, boardId) {
     ta.setSelectionRange(ta.value.length, ta.value.length)
   }
   function makeTextarea () {
+    contentVersion++
     const ta = h('textarea', { class: 'text-editor', spellcheck: 'false', 'aria-label': 'Edit text', 'data-testid': 'text-editor', rows: '1' })
     ta.addEventListener('input', onEditorInput)
     ta.addEventListener('keydown', (e) => {
@@ -1155,6 +1213,7 @@ export function mountBoard (root, boardId) {
     const ed = editing
     if (!ed) return
     editing = null
+    contentVersion++
     ed.ta.remove()
     if (ed.id) {
       const s = cache.get(ed.id)

@@ -1,0 +1,250 @@
+// Browser speed benchmark for the Inkstream web app.
+//
+//   cd benchmarks/browser && npm ci && node bench.mjs [BASE_URL] [--shapes 5000] [--runs 3]
+//
+// Without BASE_URL it starts `inkstream serve` on a free port with a temporary data dir.
+// 1. seeds a board with N shapes through POST /api/boards/{id}/updates (a Node Yjs doc,
+//    batches of 500 shapes, the app's schema and z keys),
+// 2. time to open: navigation start -> first frame rendered with all N shapes (fresh
+//    browser context each run, so nothing comes from IndexedDB),
+// 3. pan/zoom frame rate: rAF timestamps while wheel events pan / ctrl+wheel zoom every frame,
+//    with the whole board in view (worst case) and at 100 %,
+// 4. a pen stroke of 200 pointer moves -> Yjs updates and WebSocket frames sent.
+// Prints a JSON summary (last line) and a human-readable table.
+import * as Y from 'yjs'
+import { chromium } from 'playwright-core'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { keyBetween } from '../../gateway/web/src/zindex.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const opt = (name, d) => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : d }
+const N = opt('--shapes', 5000)
+const RUNS = opt('--runs', 3)
+let base = args.find((a) => /^https?:/.test(a))
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+
+function freePort () {
+  return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
+}
+
+let server = null
+let dataDir = null
+async function startServer () {
+  const port = await freePort()
+  dataDir = mkdtempSync(join(tmpdir(), 'inkstream-bench-'))
+  server = spawn('inkstream', ['serve', '--port', String(port), '--data-dir', join(dataDir, 'data'), '--log-level', 'WARNING'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  base = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 300; i++) {
+    try { const r = await fetch(base + '/healthz'); if (r.ok) return } catch {}
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error('inkstream serve did not become healthy')
+}
+
+// ------------------------------------------------------------------ seeding
+function rng (seed) { return () => { seed = (seed * 1664525 + 1013904223) >>> 0; return seed / 2 ** 32 } }
+const COLORS = ['#1e1e2e', '#e03131', '#2f9e44', '#1971c2', '#f08c00', '#9c36b5']
+const FILLS = ['transparent', '#ffc9c9', '#ffec99', '#b2f2bb', '#a5d8ff', '#eebefa']
+const WORDS = ['idea', 'plan', 'ship', 'review', 'design', 'test', 'launch', 'metrics', 'users', 'roadmap']
+
+async function seed (boardId, n) {
+  const doc = new Y.Doc()
+  const shapes = doc.getMap('shapes')
+  const rand = rng(42)
+  let z = null
+  const cols = Math.ceil(Math.sqrt(n * 1.6))
+  let pending = []
+  doc.on('update', (u) => pending.push(u))
+  let bytes = 0
+  const post = async () => {
+    const u = Y.mergeUpdates(pending)
+    pending = []
+    bytes += u.length
+    const r = await fetch(`${base}/api/boards/${boardId}/updates`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: u })
+    if (!r.ok) throw new Error(`POST updates: ${r.status} ${await r.text()}`)
+  }
+  doc.transact(() => doc.getMap('meta').set('title', `Benchmark: ${n} shapes`))
+  for (let start = 0; start < n; start += 500) {
+    doc.transact(() => {
+      for (let i = start; i < Math.min(n, start + 500); i++) {
+        const gx = (i % cols) * 160; const gy = Math.floor(i / cols) * 130
+        const x = gx + rand() * 40; const y = gy + rand() * 30
+        const kind = ['rect', 'ellipse', 'stroke', 'text', 'sticky', 'arrow'][i % 6]
+        z = keyBetween(z, null)
+        const m = new Y.Map()
+        const f = {
+          type: kind, x, y, w: 100 + rand() * 30, h: 70 + rand() * 20, rotation: 0,
+          stroke: COLORS[i % COLORS.length], fill: kind === 'rect' || kind === 'ellipse' ? FILLS[i % FILLS.length] : 'transparent',
+          width: 2, opacity: 1, font: 20, z, createdBy: 'bench', createdAt: 1765000000000 + i
+        }
+        if (kind === 'stroke') {
+          const pts = []
+          for (let k = 0; k < 24; k++) pts.push(Math.round(k * 5), Math.round(35 + Math.sin(k / 3 + i) * 30))
+          f.points = pts; f.w = 115; f.h = 65
+        } else if (kind === 'arrow') {
+          f.points = [0, 0, 110, 60]; f.w = 110; f.h = 60
+        } else if (kind === 'text') {
+          f.text = `${WORDS[i % WORDS.length]} #${i}`; f.w = 110; f.h = 25
+        } else if (kind === 'sticky') {
+          f.fill = '#ffec99'; f.text = `${WORDS[(i * 7) % WORDS.length]} ${WORDS[(i * 3) % WORDS.length]}`; f.w = 110; f.h = 90; f.font = 16
+        }
+        for (const [k, v] of Object.entries(f)) m.set(k, v)
+        shapes.set(`s${i}`, m)
+      }
+    })
+    await post()
+  }
+  return { bytes }
+}
+
+// ------------------------------------------------------------------ browser measurements
+const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] }
+const median = (a) => pct(a, 50)
+
+async function newPage (browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } })
+  await ctx.addInitScript((n) => {
+    window.__inkstreamExpect = n
+    localStorage.setItem('inkstream:name', 'Bench')
+  }, N)
+  return { ctx, page: await ctx.newPage() }
+}
+
+async function timeToOpen (browser, boardId) {
+  const { ctx, page } = await newPage(browser)
+  await page.goto(`${base}/b/${boardId}`)
+  await page.waitForFunction(() => performance.getEntriesByName('inkstream:rendered').length > 0, null, { timeout: 60000 })
+  const t = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0]
+    return {
+      rendered: performance.getEntriesByName('inkstream:rendered')[0].startTime,
+      domContentLoaded: nav ? nav.domContentLoadedEventEnd : null,
+      shapes: window.__inkstream.shapeCount()
+    }
+  })
+  return { ctx, page, ...t }
+}
+
+/** Drive `frames` animation frames, dispatching one wheel event per frame; returns frame stats. */
+async function animate (page, mode, frames = 180) {
+  return page.evaluate(([mode, frames]) => new Promise((resolve) => {
+    const canvas = document.querySelector('[data-testid="board-canvas"]')
+    const stats = window.__inkstream.stats
+    const times = []; const renderMs = []
+    let i = 0; let lastFrames = stats.frames
+    const step = (ts) => {
+      times.push(ts)
+      if (stats.frames !== lastFrames) { renderMs.push(stats.lastMs); lastFrames = stats.frames }
+      if (i++ >= frames) {
+        const dts = times.slice(1).map((t, k) => t - times[k])
+        resolve({ dts, renderMs, visible: stats.visible })
+        return
+      }
+      if (mode === 'idle') { requestAnimationFrame(step); return }
+      const r = canvas.getBoundingClientRect()
+      const ev = mode === 'zoom'
+        ? { deltaY: (Math.floor(i / 45) % 2 ? 1 : -1) * 8, ctrlKey: true }
+        : { deltaX: Math.cos(i / 15) * 12, deltaY: Math.sin(i / 15) * 12 }
+      canvas.dispatchEvent(new WheelEvent('wheel', { ...ev, clientX: r.width / 2, clientY: r.height / 2, bubbles: true, cancelable: true }))
+      requestAnimationFrame(step)
+    }
+    requestAnimationFrame(step)
+  }), [mode, frames])
+}
+
+function frameSummary (r) {
+  const total = r.dts.reduce((a, b) => a + b, 0)
+  return {
+    fps: +(r.dts.length / (total / 1000)).toFixed(1),
+    frameMsP50: +median(r.dts).toFixed(1),
+    frameMsP95: +pct(r.dts, 95).toFixed(1),
+    renderMsP50: r.renderMs.length ? +median(r.renderMs).toFixed(2) : null,
+    renderMsP95: r.renderMs.length ? +pct(r.renderMs, 95).toFixed(2) : null,
+    visibleShapes: r.visible
+  }
+}
+
+async function strokeUpdates (browser, boardId) {
+  const { ctx, page } = await newPage(browser)
+  let framesSent = 0
+  page.on('websocket', (ws) => ws.on('framesent', (f) => { if (typeof f.payload !== 'string' && f.payload[0] === 0) framesSent++ }))
+  await page.goto(`${base}/b/${boardId}`)
+  await page.waitForFunction(() => window.__inkstream && document.body.dataset.synced === 'true')
+  await page.keyboard.press('p')
+  const before = await page.evaluate(() => window.__inkstream.updatesSent)
+  const framesBefore = framesSent
+  const moves = 200
+  const t0 = Date.now()
+  await page.mouse.move(300, 400)
+  await page.mouse.down()
+  for (let i = 0; i < moves; i++) await page.mouse.move(300 + i * 4, 400 + Math.sin(i / 8) * 80)
+  await page.mouse.up()
+  const ms = Date.now() - t0
+  await page.waitForTimeout(300)
+  const updates = await page.evaluate((b) => window.__inkstream.updatesSent - b, before)
+  await ctx.close()
+  return { pointerMoves: moves, strokeMs: ms, yjsUpdates: updates, syncFramesSent: framesSent - framesBefore }
+}
+
+// ------------------------------------------------------------------ main
+if (!base) await startServer()
+const boardId = `bench-${N}-${Date.now().toString(36)}`
+const t0 = Date.now()
+const { bytes } = await seed(boardId, N)
+const seedMs = Date.now() - t0
+// let the server finish folding/checkpointing the seed before timing opens
+await new Promise((r) => setTimeout(r, 3000))
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true })
+const opens = []
+let kept = null
+for (let r = 0; r < RUNS; r++) {
+  const o = await timeToOpen(browser, boardId)
+  opens.push(o)
+  if (r < RUNS - 1) await o.ctx.close(); else kept = o
+}
+const page = kept.page
+// whole board in view (all N shapes drawn every frame)
+await page.evaluate(() => window.__inkstream.zoomToFit())
+await page.waitForTimeout(300)
+const idle = frameSummary(await animate(page, 'idle'))
+const panFit = frameSummary(await animate(page, 'pan'))
+const zoomFit = frameSummary(await animate(page, 'zoom'))
+await page.screenshot({ path: join(HERE, 'bench-fit.png') })
+// 100 % zoom in the middle of the board
+await page.evaluate(() => { const c = window.__inkstream.camera; window.__inkstream.setCamera({ zoom: 1, x: 3000, y: 2000 }) })
+await page.waitForTimeout(300)
+const pan100 = frameSummary(await animate(page, 'pan'))
+const zoom100 = frameSummary(await animate(page, 'zoom'))
+await page.screenshot({ path: join(HERE, 'bench-100.png') })
+await kept.ctx.close()
+const stroke = await strokeUpdates(browser, `${boardId}-stroke`)
+await browser.close()
+
+const summary = {
+  shapes: N,
+  seed: { ms: seedMs, updateBytes: bytes },
+  openMs: { runs: opens.map((o) => Math.round(o.rendered)), median: Math.round(median(opens.map((o) => o.rendered))) },
+  domContentLoadedMs: Math.round(median(opens.map((o) => o.domContentLoaded))),
+  idleBaseline: idle,
+  panAllVisible: panFit,
+  zoomAllVisible: zoomFit,
+  pan100: pan100,
+  zoom100: zoom100,
+  stroke
+}
+console.log(`\nInkstream web app — ${N} shapes (${(bytes / 1024).toFixed(0)} KiB of Yjs updates), Chromium ${browser.version?.() || ''}`)
+console.log(`open (navigation -> all shapes rendered): median ${summary.openMs.median} ms  runs ${summary.openMs.runs.join(', ')} ms`)
+for (const [k, v] of Object.entries({ 'idle rAF (baseline)': idle, 'pan, whole board in view': panFit, 'zoom, whole board in view': zoomFit, 'pan at 100%': pan100, 'zoom at 100%': zoom100 })) {
+  console.log(`${k.padEnd(28)} ${String(v.fps).padStart(5)} fps  frame p50 ${v.frameMsP50} ms p95 ${v.frameMsP95} ms  render p50 ${v.renderMsP50} ms p95 ${v.renderMsP95} ms  (${v.visibleShapes} visible)`)
+}
+console.log(`stroke: ${stroke.pointerMoves} pointer moves over ${stroke.strokeMs} ms -> ${stroke.yjsUpdates} Yjs updates, ${stroke.syncFramesSent} sync frames sent`)
+console.log(JSON.stringify(summary))
+if (server) { server.kill('SIGTERM'); rmSync(dataDir, { recursive: true, force: true }) }
