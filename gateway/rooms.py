@@ -123,6 +123,7 @@ class Room:
     board_id: str
     connections: set[Connection] = field(default_factory=set)
     awareness: dict[int, tuple[int, Any, Connection | None]] = field(default_factory=dict)
+    share: Callable[[bytes], None] | None = None  # distributed mode: send awareness frames to other nodes
 
     def broadcast(self, frame: bytes, exclude: Connection | None = None) -> None:
         """Queue `frame` to every connection but `exclude`."""
@@ -150,6 +151,16 @@ class Room:
                 if conn.yjs_client_id is None:
                     conn.yjs_client_id = client_id
         self.broadcast(message.raw, exclude=conn)
+        if self.share is not None:
+            self.share(message.raw)
+
+    def apply_remote_awareness(self, message: protocol.AwarenessMessage) -> None:
+        """Awareness from clients of this board on another node: record it and relay it to ours."""
+        for client_id, clock, state in message.entries:
+            current = self.awareness.get(client_id)
+            if current is None or clock > current[0] or (clock == current[0] and state is None):
+                self.awareness[client_id] = (clock, state, None)
+        self.broadcast(message.raw)
 
     def leave(self, conn: Connection) -> None:
         """Remove a connection and tell the others its awareness states are gone."""
@@ -162,4 +173,7 @@ class Room:
                 if current[1] is not None:
                     removed.append((client_id, current[0] + 1, None))
         if removed:
-            self.broadcast(protocol.awareness(removed))
+            frame = protocol.awareness(removed)
+            self.broadcast(frame)
+            if self.share is not None:
+                self.share(frame)

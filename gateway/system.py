@@ -32,6 +32,7 @@ class System:
     projector: Any = None
     membership: Any = None  # engine.routing.Membership: this node alone, or etcd (gateway.membership)
     background: list[Any] = field(default_factory=list)  # more start()/close() parts, e.g. the fan-out
+    awareness: Any = None  # distributed mode: relays presence between nodes (gateway.awareness_bus)
     rooms: dict[str, Room] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -125,7 +126,10 @@ def build_distributed(settings: Settings) -> System:
         event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds, fanout=fanout
     )
     system = System(settings, event_log, store, service, metrics, None, build_membership(settings, True))
-    system.background = [fanout, archive]
+    from gateway.awareness_bus import RedisAwarenessBus
+
+    system.awareness = RedisAwarenessBus(Redis.from_url(settings.redis_url), settings.redis_prefix)
+    system.background = [fanout, archive, system.awareness]
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()

@@ -77,6 +77,8 @@ async def board_socket(websocket: WebSocket) -> None:
     if room is None:
         room = system.rooms[board_id] = Room(board_id)
         system.service.listen(board_id, room.on_event)
+        if system.awareness is not None:
+            system.awareness.attach(room)
     room.connections.add(conn)
     system.metrics.connections.inc()
     system.metrics.boards_loaded.set(system.service.loaded)
@@ -94,6 +96,8 @@ async def board_socket(websocket: WebSocket) -> None:
             system.service.unlisten(board_id, room.on_event)
             if system.rooms.get(board_id) is room:
                 del system.rooms[board_id]
+            if system.awareness is not None:
+                system.awareness.detach(room)
         system.service.release(board_id)
         system.metrics.connections.dec()
 

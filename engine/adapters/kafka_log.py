@@ -296,11 +296,11 @@ class KafkaEventLog:
         return [head for head, _raw in await self.views.heads()]
 
     async def writable(self) -> bool:
-        """True when the producer is connected to a broker and Redis answers."""
+        """True when the producer has a broker and the views are complete (a processor built them)."""
         if self._producer is None or not self._producer.client.cluster.brokers():
             return False
         try:
-            return bool(await asyncio.wait_for(self.redis.ping(), timeout=1.0))
+            return await asyncio.wait_for(self.views.views_ready(), timeout=1.0)
         except (RedisError, OSError, TimeoutError):
             return False
 
