@@ -60,6 +60,12 @@ def tcp_open(port: int) -> bool:
         return True
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (everything but idle and iowait)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLK_TCK
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (and its waited-for children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -135,12 +141,16 @@ def run_target(target: Target, args: argparse.Namespace, work: Path) -> dict[str
             "--boards", str(args.boards), "--clients", str(args.clients), "--rate", str(args.rate),
             "--duration", str(args.duration), "--drain", str(args.drain), "--label", target.name,
         ]
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, all0, t0 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
         out = subprocess.run(loadgen, cwd=ROOT, stdout=subprocess.PIPE, check=True,
                              timeout=args.duration + args.drain + 180).stdout
-        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        cpu1, all1, t1 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
         result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
         result["server_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0))
+        # What everything else on the machine used meanwhile (other people's jobs skew the numbers).
+        machine_pct = 100 * (all1 - all0) / (t1 - t0)
+        result["other_cpu_pct"] = max(0, round(machine_pct - float(result["server_cpu_pct"])
+                                               - float(result["loadgen_cpu_pct"])))
         result["server_alive"] = proc.poll() is None
         return result
     finally:
@@ -158,11 +168,11 @@ def render(results: list[dict[str, object]], args: argparse.Namespace, command: 
         TARGETS[str(r["label"])].describe, f"{r['clients_synced']}/{r['clients_total']}", r["join_all_ms"],
         r["sent"], r["expected_deliveries"], r["lost"], r["disconnects"],
         r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"],
-        r["server_cpu_pct"], r["loadgen_cpu_pct"], r["loadgen_loop_lag_p99_ms"],
+        r["server_cpu_pct"], r["loadgen_cpu_pct"], r["loadgen_loop_lag_p99_ms"], r["other_cpu_pct"],
     ] for r in results]
     headers = ["server", "synced", "all joined (ms)", "updates sent", "deliveries expected", "lost",
                "disconnects", "p50 ms", "p95 ms", "p99 ms", "max ms", "server CPU %",
-               "loadgen CPU %", "loadgen loop lag p99 ms"]
+               "loadgen CPU %", "loadgen loop lag p99 ms", "other processes CPU %"]
     return f"""\
 {args.boards} boards x {args.clients} clients x {args.rate} updates/s per client = \
 {args.boards * args.clients * args.rate} updates/s in, {args.duration} s, then up to {args.drain} s \
@@ -177,8 +187,11 @@ client of the board; "lost" = (sender, seq) pairs some client still lacks at the
 {table(headers, rows)}
 
 Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.
-Server CPU % is of one core (100 = one core busy). The load generator shares the 2 cores with the
-server: when its loop lag is high, part of the latency is the generator's, not the server's.
+CPU % is of one core (100 = one core busy; the machine has 2). The load generator shares the
+cores with the server: when its loop lag is high, part of the latency is the generator's, not the
+server's. "Other processes" is what the rest of the machine used during the run: when it is high,
+the run competed with unrelated work and its latencies are pessimistic. With --repeat the targets
+alternate (A B C A B C ...) so that background load hits each of them alike.
 """
 
 
@@ -190,6 +203,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--drain", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the targets, alternating")
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated: " + ", ".join(TARGETS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
@@ -199,10 +213,11 @@ def main() -> None:
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:])
     results = []
     with tempfile.TemporaryDirectory(prefix="inkstream-bench-") as tmp:
-        for name in args.only.split(","):
-            work = Path(tmp) / name
+        rounds = [(r, name) for r in range(args.repeat) for name in args.only.split(",")]
+        for round_, name in rounds:
+            work = Path(tmp) / f"{name}-{round_}"
             work.mkdir()
-            print(f"== {name}", file=sys.stderr, flush=True)
+            print(f"== {name} (round {round_ + 1})", file=sys.stderr, flush=True)
             result = run_target(TARGETS[name], args, work)
             print(json.dumps(result), flush=True)
             results.append(result)

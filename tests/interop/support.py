@@ -69,6 +69,15 @@ class Target:
 DOC_KEYS = ("shapes", "meta", "kv", "list", "notes")
 
 
+def connections(target: Target) -> int:
+    """The server's `inkstream_connections` gauge (open WebSocket connections)."""
+    assert target.http is not None
+    for line in target.http.get("/metrics").text.splitlines():
+        if line.startswith("inkstream_connections "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no inkstream_connections in /metrics")
+
+
 def content(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The document part of a client snapshot (no connection state)."""
     return {k: snapshot[k] for k in DOC_KEYS}

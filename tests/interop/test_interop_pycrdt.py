@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Array, Map, Text
-from support import Target, async_wait_until, content, doc_from_state
+import pytest
+from pycrdt import Array, Doc, Map, Text
+from support import Target, async_wait_until, content, doc_from_state, wait_until
 from yws_client import YWebsocketClient
 
 
@@ -65,3 +66,30 @@ async def test_pycrdt_client_and_js_clients_interoperate(target: Target, js_clie
             await async_wait_until(
                 lambda: same_numbers(doc_from_state(target.board_state("py-interop"))) == same_numbers(state),
                 within=10, what="server state equals both clients'")
+
+
+def test_update_posted_over_http_reaches_live_js_clients(target: Target, js_client) -> None:
+    """An offline script's edit (POST /api/boards/{id}/updates) is live for connected JS clients."""
+    if target.http is None:
+        pytest.skip("the reference server has no HTTP API")
+    js = js_client("js")
+    js.connect(target.ws_url, "http-merge")
+    js.call("setShape", id="live", fields={"type": "rect"})
+    wait_until(lambda: target.version("http-merge") >= 1, timeout=10, what="JS edit logged")
+
+    offline = Doc()
+    offline.get("shapes", type=Map)["scripted"] = Map({"type": "text", "text": "from a script"})
+    offline.get("meta", type=Map)["title"] = "merged over HTTP"
+    r = target.http.post("/api/boards/http-merge/updates", content=offline.get_update(),
+                         headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == target.version("http-merge")
+    wait_until(lambda: "scripted" in js.snapshot()["shapes"], timeout=10, what="JS client gets it live")
+    assert js.snapshot()["meta"] == {"title": "merged over HTTP"}
+
+    version = target.version("http-merge")
+    bad = target.http.post("/api/boards/http-merge/updates", content=b"\xff\xff\xff\xff garbage",
+                           headers={"content-type": "application/octet-stream"})
+    assert bad.status_code == 400 and bad.json(), bad.text
+    assert target.version("http-merge") == version
+    assert js.sizes()["connected"] and js.sizes()["closes"] == []

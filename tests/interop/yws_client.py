@@ -41,6 +41,7 @@ class YWebsocketClient:
         self.close_reason: str | None = None
         self.step1_sent_at: float | None = None
         self.step2_received_at: float | None = None
+        self.step2_applied_at: float | None = None
         self.step2_bytes = 0
         self.updates_received = 0
         self._ws: ClientConnection | None = None
@@ -128,6 +129,9 @@ class YWebsocketClient:
         msg_type = message[0]
         if msg_type == YMessageType.SYNC:
             sub_type = message[1]
+            if sub_type == YSyncMessageType.SYNC_STEP2 and self.step2_received_at is None:
+                self.step2_received_at = time.perf_counter()  # on arrival, before applying it
+                self.step2_bytes = len(message)
             self._applying_remote = True
             try:
                 reply = handle_sync_message(message[1:], self.doc)
@@ -136,8 +140,7 @@ class YWebsocketClient:
             if reply is not None:
                 self._outbox.put_nowait(reply)
             if sub_type == YSyncMessageType.SYNC_STEP2 and not self.synced.is_set():
-                self.step2_received_at = time.perf_counter()
-                self.step2_bytes = len(message)
+                self.step2_applied_at = time.perf_counter()
                 self.synced.set()
             elif sub_type == YSyncMessageType.SYNC_UPDATE:
                 self.updates_received += 1
