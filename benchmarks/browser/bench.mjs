@@ -20,6 +20,7 @@ import { join, dirname } from 'node:path'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { keyBetween } from '../../gateway/web/src/zindex.js'
+import { fastStroke } from './fast-stroke.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -190,8 +191,10 @@ async function strokeUpdates (browser, boardId) {
   const ms = Date.now() - t0
   await page.waitForTimeout(300)
   const updates = await page.evaluate((b) => window.__inkstream.updatesSent - b, before)
+  // fast input: a 250 Hz pointer, 500 moves dispatched in the page
+  const fast = await page.evaluate(fastStroke, 500)
   await ctx.close()
-  return { pointerMoves: moves, strokeMs: ms, yjsUpdates: updates, syncFramesSent: framesSent - framesBefore }
+  return { pointerMoves: moves, strokeMs: ms, yjsUpdates: updates, syncFramesSent: framesSent - framesBefore, fast }
 }
 
 // ------------------------------------------------------------------ main
@@ -245,6 +248,7 @@ console.log(`open (navigation -> all shapes rendered): median ${summary.openMs.m
 for (const [k, v] of Object.entries({ 'idle rAF (baseline)': idle, 'pan, whole board in view': panFit, 'zoom, whole board in view': zoomFit, 'pan at 100%': pan100, 'zoom at 100%': zoom100 })) {
   console.log(`${k.padEnd(28)} ${String(v.fps).padStart(5)} fps  frame p50 ${v.frameMsP50} ms p95 ${v.frameMsP95} ms  render p50 ${v.renderMsP50} ms p95 ${v.renderMsP95} ms  (${v.visibleShapes} visible)`)
 }
-console.log(`stroke: ${stroke.pointerMoves} pointer moves over ${stroke.strokeMs} ms -> ${stroke.yjsUpdates} Yjs updates, ${stroke.syncFramesSent} sync frames sent`)
+console.log(`stroke (Playwright mouse): ${stroke.pointerMoves} pointer moves over ${stroke.strokeMs} ms -> ${stroke.yjsUpdates} Yjs updates, ${stroke.syncFramesSent} sync frames sent`)
+console.log(`stroke (250 Hz pointer):   ${stroke.fast.moves} pointer moves over ${stroke.fast.ms} ms -> ${stroke.fast.updates} Yjs updates`)
 console.log(JSON.stringify(summary))
 if (server) { server.kill('SIGTERM'); rmSync(dataDir, { recursive: true, force: true }) }

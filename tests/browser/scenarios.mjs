@@ -32,6 +32,24 @@ async function inkPixels (page, x, y, w, h) {
   }, [x, y, w, h])
 }
 
+/** In-page: a pen stroke of `n` pointer moves 4 ms apart; counts the Yjs updates it sent. */
+export async function fastStroke (n) {
+  const c = document.querySelector('[data-testid="board-canvas"]')
+  const r = c.getBoundingClientRect()
+  const ev = (type, i) => new PointerEvent(type, { pointerId: 7, pointerType: 'mouse', isPrimary: true, button: 0, buttons: type === 'pointerup' ? 0 : 1, clientX: r.left + 200 + i * 2, clientY: r.top + 500 + Math.sin(i / 10) * 60, bubbles: true, cancelable: true })
+  const before = window.__inkstream.updatesSent
+  const t0 = performance.now()
+  c.dispatchEvent(ev('pointerdown', 0))
+  for (let i = 1; i <= n; i++) {
+    c.dispatchEvent(ev('pointermove', i))
+    await new Promise((resolve) => setTimeout(resolve, 4))
+  }
+  c.dispatchEvent(ev('pointerup', n))
+  const ms = performance.now() - t0
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  return { moves: n, ms: Math.round(ms), updates: window.__inkstream.updatesSent - before }
+}
+
 const scenarios = {}
 
 // Two people on one board: live shapes, cursors, presence, and undo of one's own changes only.
@@ -340,6 +358,8 @@ scenarios.editing = async (browser, facts) => {
   facts.strokeMoves = 120
   facts.strokeMs = Date.now() - tStroke
   facts.strokeUpdates = after - before
+  // the same with fast input (a 250 Hz pointer): 300 moves in ~1.2 s, dispatched in the page
+  facts.fastStroke = await page.evaluate(fastStroke, 300)
   await page.waitForTimeout(200)
   await shot(page, 'editing')
   facts.errors = errors

@@ -141,4 +141,6 @@ def test_stroke_sends_bounded_updates(results: dict[str, Any]) -> None:
     r = scenario(results, "editing")
     # one Yjs update per 50 ms at most while drawing (+ create and final), never one per move
     assert r["strokeUpdates"] <= r["strokeMs"] / 50 + 3, r
-    assert r["strokeUpdates"] < r["strokeMoves"] / 2, r
+    fast = r["fastStroke"]
+    assert fast["updates"] <= fast["ms"] / 50 + 3, fast
+    assert fast["updates"] < fast["moves"] / 4, fast

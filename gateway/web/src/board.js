@@ -767,7 +767,7 @@ export function mountBoard (root, boardId) {
     if (editing) { endEditing(true); if (tool !== 'select') return }
     const { sx, sy } = localPoint(e)
     pointers.set(e.pointerId, { x: sx, y: sy })
-    canvas.setPointerCapture(e.pointerId)
+    try { canvas.setPointerCapture(e.pointerId) } catch {}
     if (pointers.size === 2) {
       // two fingers: pinch-zoom / pan; abandon any single-pointer gesture
       cancelGesture()
