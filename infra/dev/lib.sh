@@ -85,9 +85,16 @@ pid_start_time() {
   sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
 }
 
-# Record PID as SERVICE's process.
+# Record PID as SERVICE's process, with the port it was started on.
 write_pidfile() {
-  echo "$2 $(pid_start_time "$2")" >"$(pidfile "$1")"
+  echo "$2 $(pid_start_time "$2") $(service_port "$1")" >"$(pidfile "$1")"
+}
+
+# Port the recorded process of SERVICE was started on.
+recorded_port() {
+  local _pid _started port
+  read -r _pid _started port <"$(pidfile "$1")" 2>/dev/null || true
+  echo "${port:-}"
 }
 
 # PID recorded for SERVICE if that very process is still alive, else empty (stale pidfiles are removed).
@@ -95,7 +102,7 @@ live_pid() {
   local f pid started
   f="$(pidfile "$1")"
   [[ -f "$f" ]] || return 0
-  read -r pid started <"$f" || true
+  read -r pid started _ <"$f" || true
   if pid_alive "$pid" && [[ "$(pid_start_time "$pid")" == "$started" ]]; then
     echo "$pid"
   else
