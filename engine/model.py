@@ -11,6 +11,8 @@ Doc[Any] is whatever clients wrote, so values of unexpected types are skipped, n
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -53,26 +55,37 @@ def meta_map(doc: Doc[Any]) -> Map[Any]:
     return meta
 
 
-def _plain(value: Any) -> Any:
-    """Convert pycrdt values to JSON: floats that are whole numbers stay floats (Yjs numbers)."""
-    to_py = getattr(value, "to_py", None)
-    if callable(to_py):
-        return to_py()
-    return value
+def _json(shared: Map[Any]) -> Any:
+    """A shared map as plain JSON, converted in one call into the Rust core (much faster than to_py).
+
+    Non-finite numbers (possible in binary-encoded Yjs content) become None, so the rendering is
+    always valid JSON.
+    """
+    return json.loads(str(shared), parse_constant=lambda _constant: None)
 
 
-def render_shape(shape_id: str, value: Any) -> dict[str, Any] | None:
-    """One shape as JSON, keeping only schema fields of the right types; None if it is not a shape."""
-    raw = _plain(value)
+_NUMBER_TYPES = {int, float}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def render_shape(shape_id: str, raw: Any) -> dict[str, Any] | None:
+    """One shape (its fields as plain JSON) keeping only schema fields of the right types; None if not a shape."""
     if not isinstance(raw, dict):
         return None
     shape: dict[str, Any] = {"id": shape_id}
     for name, kinds in SHAPE_FIELDS.items():
         field = raw.get(name)
-        if field is not None and isinstance(field, kinds) and not isinstance(field, bool):
-            if name == "points" and isinstance(field, list):
-                field = [p for p in field if isinstance(p, (int, float)) and not isinstance(p, bool)]
-            shape[name] = field
+        if field is None or isinstance(field, bool) or not isinstance(field, kinds):
+            continue
+        if name == "points" and isinstance(field, list):
+            if not {type(p) for p in field} <= _NUMBER_TYPES:  # fast path: all plain numbers
+                field = [p for p in field if _finite(p)]
+        elif isinstance(field, float) and not math.isfinite(field):
+            continue
+        shape[name] = field
     if shape.get("type") not in SHAPE_TYPES:
         return None
     return shape
@@ -85,7 +98,8 @@ def _z_key(shape: dict[str, Any]) -> tuple[str, str]:
 def render_shapes(doc: Doc[Any]) -> list[dict[str, Any]]:
     """All valid shapes of a board, in stacking order (z ascending, ties by id)."""
     shapes = []
-    for shape_id, value in shapes_map(doc).items():
+    raw = _json(shapes_map(doc))
+    for shape_id, value in raw.items() if isinstance(raw, dict) else ():
         shape = render_shape(str(shape_id), value)
         if shape is not None:
             shapes.append(shape)
@@ -95,7 +109,7 @@ def render_shapes(doc: Doc[Any]) -> list[dict[str, Any]]:
 
 def render_meta(doc: Doc[Any]) -> dict[str, Any]:
     """Board-level settings (title and friends), schema fields only."""
-    raw = _plain(meta_map(doc))
+    raw = _json(meta_map(doc))
     meta: dict[str, Any] = {}
     if isinstance(raw, dict):
         for name, kinds in META_FIELDS.items():
