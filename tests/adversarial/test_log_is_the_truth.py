@@ -1,0 +1,87 @@
+"""README: "replaying the log always rebuilds exactly the live Doc"; updates are broadcast (and so visible)
+only once the log has them. An update whose dependencies are missing must not be visible before it is
+logged: otherwise GET/state/sync step 2 serve content that disappears on restart or idle unload."""
+
+from __future__ import annotations
+
+import httpx
+from pycrdt import Doc, Map
+
+from gateway import protocol
+from tests.adversarial.conftest import OCTET, full_state, joined
+from tests.conftest import InkstreamServer
+
+
+def _orphan() -> tuple[bytes, bytes]:
+    """(dependency, orphan): the orphan is client 15's clock-1 change, useless without its clock-0 change."""
+    doc = Doc(client_id=15)
+    doc.get("shapes", type=Map)["dep"] = Map({"type": "rect", "x": 2.0, "z": "b"})
+    dependency = bytes(doc.get_update())
+    before = doc.get_state()
+    doc.get("shapes", type=Map)["ghost"] = Map({"type": "rect", "x": 3.0, "z": "c"})
+    return dependency, bytes(doc.get_update(before))
+
+
+def _real() -> bytes:
+    doc = Doc(client_id=1001)
+    doc.get("shapes", type=Map)["real"] = Map({"type": "rect", "x": 1.0, "z": "a"})
+    return bytes(doc.get_update())
+
+
+def _views(server: InkstreamServer, board: str) -> tuple[list[str], set[str], str]:
+    body = httpx.get(f"{server.url}/api/boards/{board}", timeout=10).json()
+    r = httpx.get(f"{server.url}/api/boards/{board}/state", timeout=10)
+    doc = Doc()
+    doc.apply_update(r.content)
+    return [s["id"] for s in body["shapes"]], set(doc.get("shapes", type=Map).keys()), r.headers["x-inkstream-version"]
+
+
+def test_unintegrated_update_is_not_served_before_it_is_logged(inkstream_server: InkstreamServer) -> None:
+    """Today: POST of the orphan answers {"changed": false, "version": 1}, yet GET /api/boards/orph and
+    /state (still X-Inkstream-Version 1) show "ghost"; after a restart it is gone. pycrdt/yrs integrates a
+    struct whose clock predecessor is missing behind a Skip (visible to to_json/get_update) while the
+    transaction's update (what LiveBoard logs) does not contain it (engine/live_board.py `integrate`)."""
+    server = inkstream_server
+    r = httpx.post(f"{server.url}/api/boards/orph/updates", content=_real(), headers=OCTET)
+    assert r.json() == {"version": 1, "changed": True}
+    _dependency, orphan = _orphan()
+    r = httpx.post(f"{server.url}/api/boards/orph/updates", content=orphan, headers=OCTET)
+    assert r.status_code in (200, 400), r.text
+    live = _views(server, "orph")
+    server.kill9()
+    server.start()
+    after_restart = _views(server, "orph")
+    assert live == after_restart, f"served before restart {live}, the log has {after_restart}"
+
+
+async def test_late_joiner_gets_only_what_the_log_has(inkstream_server: InkstreamServer) -> None:
+    """Same through the WebSocket: a late joiner's sync step 2 must not hold the orphan."""
+    server = inkstream_server
+    url = f"{server.ws_url}/orph-ws"
+    _dependency, orphan = _orphan()
+    async with joined(url) as writer:
+        await writer.send(protocol.sync_update(_real()))
+        await writer.send(protocol.sync_update(orphan))
+        await writer.send(protocol.sync_step1(b"\x00"))  # a reply proves both updates were processed
+        while True:
+            message = protocol.decode(await writer.recv())
+            if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_STEP2:
+                break
+        joiner_keys = set((await full_state(url)).get("shapes", type=Map).keys())
+    server.kill9()
+    server.start()
+    logged_keys = set((await full_state(url)).get("shapes", type=Map).keys())
+    assert joiner_keys == logged_keys == {"real"}, (joiner_keys, logged_keys)
+
+
+def test_orphan_integrates_once_its_dependency_arrives(inkstream_server: InkstreamServer) -> None:
+    """(Holds today.) When the missing change arrives, both are logged together and survive a restart."""
+    server = inkstream_server
+    dependency, orphan = _orphan()
+    httpx.post(f"{server.url}/api/boards/dep/updates", content=orphan, headers=OCTET)
+    r = httpx.post(f"{server.url}/api/boards/dep/updates", content=dependency, headers=OCTET)
+    assert r.json()["changed"] is True
+    server.kill9()
+    server.start()
+    shapes, state_keys, version = _views(server, "dep")
+    assert sorted(shapes) == ["dep", "ghost"] and state_keys == {"dep", "ghost"} and version == "1"
