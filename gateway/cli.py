@@ -37,6 +37,13 @@ def _projector_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--mongo-db", help="MongoDB database (INKSTREAM_MONGO_DB)")
     p.add_argument("--group", default="inkstream-projector", help="Kafka consumer group (default inkstream-projector)")
     p.add_argument("--checkpoint-every", type=int, help="versions between checkpoints (INKSTREAM_CHECKPOINT_EVERY)")
+    p.add_argument(
+        "--board-interval",
+        type=float,
+        default=5.0,
+        help="seconds between rewrites of a busy board's MongoDB document (the archive is written at once)",
+    )
+    p.add_argument("--instance-id", help="static group membership id: a restart rejoins without a rebalance wait")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
 
 
@@ -102,6 +109,8 @@ def projector(args: argparse.Namespace) -> int:
         mongo_db=settings.mongo_db,
         group=args.group,
         checkpoint_every=settings.checkpoint_every,
+        board_interval=args.board_interval,
+        instance_id=args.instance_id,
     )
     return run_worker(config, settings.log_level)
 

@@ -18,10 +18,11 @@ unit-testable and the faust wiring (`create_app`) stays small.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,18 +70,32 @@ class Batch:
     cursors: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
 
 
+@dataclass(frozen=True, slots=True)
+class ArchivedUpdate:
+    """One archived update, as needed to refold a board's tail after its board document."""
+
+    version: int
+    data: bytes
+    time: float
+    partition: int
+    offset: int
+
+
 class ProjectionSink(Protocol):
     """Where projections are written (MongoDB in production)."""
 
     async def load(self, board: str) -> BoardState | None:
-        """The stored state of `board`, None if it has none."""
+        """The stored board document of `board`, None if it has none."""
+
+    async def archived(self, board: str, after: int) -> list[ArchivedUpdate]:
+        """Archived updates of `board` with version > after, in version order."""
 
     async def write(self, batch: Batch) -> None:
         """Store `batch`; idempotent and conditional on version, so retrying it is always safe."""
 
 
 class _Folded:
-    __slots__ = ("board", "doc", "offset", "partition", "updated", "version")
+    __slots__ = ("board", "doc", "offset", "partition", "updated", "version", "written", "written_at")
 
     def __init__(self, board: str, doc: Doc[Any], version: int, partition: int, offset: int) -> None:
         self.board = board
@@ -89,10 +104,12 @@ class _Folded:
         self.partition = partition
         self.offset = offset
         self.updated = 0.0
+        self.written = version  # the version the board document in MongoDB has
+        self.written_at = 0.0  # monotonic time the board document was last written
 
 
 class ProjectorStats(Protocol):
-    """Hooks for metrics (see gateway/projector_metrics or tests)."""
+    """Hooks for metrics."""
 
     def batch_written(self, records: int, updates: int, seconds: float) -> None:
         """A batch is in MongoDB."""
@@ -116,68 +133,135 @@ class _NoStats:
 
 
 class Projector:
-    """Folds batches of topic records into board documents, archive rows and checkpoints."""
+    """Folds batches of topic records into the archive, checkpoints and board documents.
+
+    The archive is written with every batch (it is what makes acking the batch safe). A board's
+    document (full state + JSON, often 100 KB+) is rewritten at most every `board_interval` seconds
+    and by `flush` when the board goes quiet, so a busy board costs one document write per interval,
+    not one per batch. The document is therefore at most `board_interval` behind the archive, and
+    loading a board folds the archived updates after its document's version (`ProjectionSink.archived`).
+    """
 
     def __init__(
         self,
         sink: ProjectionSink,
         checkpoint_every: int = 1000,
         cache_boards: int = 256,
+        board_interval: float = 1.0,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         backoff: Backoff | None = None,
         stats: ProjectorStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
         self.checkpoint_every = max(1, checkpoint_every)
         self.cache_boards = cache_boards
+        self.board_interval = board_interval
         self.retry_on = retry_on
         self.backoff = backoff or Backoff(base=0.1, cap=5.0)
         self.stats: ProjectorStats = stats or _NoStats()
+        self.clock = clock
         self._boards: OrderedDict[str, _Folded] = OrderedDict()
+        self._lock = asyncio.Lock()  # the agent's batches and the periodic flush take turns
 
     def forget(self) -> None:
-        """Drop every cached board (after a rebalance another worker may have moved them on)."""
-        self._boards.clear()
+        """Drop cached boards whose documents are written (after a rebalance others may have moved them on)."""
+        for board in [b for b, f in self._boards.items() if f.version == f.written]:
+            del self._boards[board]
 
     async def project(self, records: Sequence[Record]) -> Batch:
         """Fold `records` (in partition order) and write them; returns once MongoDB has all of it."""
-        started = time.perf_counter()
-        batch = Batch()
-        touched: dict[str, _Folded] = {}
-        for record in records:
-            batch.cursors[record.partition] = max(batch.cursors.get(record.partition, 0), record.offset + 1)
-            folded = await self._fold(record, batch)
-            if folded is not None:
-                touched[folded.board] = folded
-        batch.boards = [self._board_document(folded) for folded in touched.values()]
+        async with self._lock:
+            started = time.perf_counter()
+            batch = Batch()
+            touched: dict[str, _Folded] = {}
+            for record in records:
+                batch.cursors[record.partition] = max(batch.cursors.get(record.partition, 0), record.offset + 1)
+                folded = await self._fold(record, batch)
+                if folded is not None:
+                    touched[folded.board] = folded
+            now = self.clock()
+            due = [f for f in touched.values() if now - f.written_at >= self.board_interval]
+            batch.boards = [self._board_document(f) for f in due]
+            await self._write(batch, f"writing {len(batch.archive)} updates to MongoDB")
+            self._written(due, batch)
+            self.stats.batch_written(len(records), len(batch.archive), time.perf_counter() - started)
+            self._evict()
+            return batch
+
+    async def flush(self, force: bool = False) -> int:
+        """Write the documents of boards changed since their last write (if due, or all if `force`)."""
+        async with self._lock:
+            now = self.clock()
+            due = [
+                f
+                for f in self._boards.values()
+                if f.version > f.written and (force or now - f.written_at >= self.board_interval)
+            ]
+            if due:
+                batch = Batch(boards=[self._board_document(f) for f in due])
+                await self._write(batch, f"writing {len(due)} board documents to MongoDB")
+                self._written(due, batch)
+            self._evict()
+            return len(due)
+
+    async def _write(self, batch: Batch, what: str) -> None:
         await retry(
             lambda: self.sink.write(batch),
             retry_on=self.retry_on,
             backoff=self.backoff,
-            what=f"writing {len(batch.archive)} updates to MongoDB",
+            what=what,
             on_error=self.stats.write_failed,
         )
-        self.stats.batch_written(len(records), len(batch.archive), time.perf_counter() - started)
-        self._evict()
-        return batch
+
+    def _written(self, folded: list[_Folded], batch: Batch) -> None:
+        now = self.clock()
+        versions = {doc["_id"]: doc["version"] for doc in batch.boards}
+        for f in folded:
+            f.written = max(f.written, versions[f.board])
+            f.written_at = now
+
+    async def _load(self, board: str) -> _Folded:
+        stored = await self.sink.load(board)
+        if stored is None:
+            folded = _Folded(board, load_doc(None), 0, -1, -1)
+        else:
+            folded = _Folded(board, load_doc(stored.state), stored.version, stored.partition, stored.offset)
+        written = folded.version
+        for row in await self.sink.archived(board, after=folded.version):
+            if row.version != folded.version + 1:
+                break  # a hole (a batch cut short): redelivery from Kafka fills it with the same versions
+            self._apply(folded, row.data, row.version)
+            folded.version, folded.partition, folded.offset, folded.updated = (
+                row.version,
+                row.partition,
+                row.offset,
+                row.time,
+            )
+        folded.written = written
+        return folded
 
     async def _board(self, board: str) -> _Folded:
         folded = self._boards.get(board)
         if folded is None:
-            stored = await retry(
-                lambda: self.sink.load(board),
+            folded = await retry(
+                lambda: self._load(board),
                 retry_on=self.retry_on,
                 backoff=self.backoff,
                 what=f"loading board {board} from MongoDB",
                 on_error=self.stats.write_failed,
             )
-            if stored is None:
-                folded = _Folded(board, load_doc(None), 0, -1, -1)
-            else:
-                folded = _Folded(board, load_doc(stored.state), stored.version, stored.partition, stored.offset)
             self._boards[board] = folded
         self._boards.move_to_end(board)
         return folded
+
+    def _apply(self, folded: _Folded, update: bytes, version: int) -> None:
+        try:
+            apply_update(folded.doc, update)
+        except InvalidUpdate as exc:
+            # Still a version (every consumer counts every keyed record), archived as sent, folded as a no-op.
+            log.error("board %s version %d does not decode (%s); archived, not folded", folded.board, version, exc)
+            self.stats.record_rejected("invalid_update")
 
     async def _fold(self, record: Record, batch: Batch) -> _Folded | None:
         try:
@@ -192,12 +276,7 @@ class Projector:
         if folded.partition not in (-1, record.partition):
             log.warning("board %s moved from partition %d to %d", board, folded.partition, record.partition)
         version = folded.version + 1
-        try:
-            apply_update(folded.doc, record.value)
-        except InvalidUpdate as exc:
-            # Still a version (every consumer counts every keyed record), archived as sent, folded as a no-op.
-            log.error("board %s version %d does not decode (%s); archived, not folded", board, version, exc)
-            self.stats.record_rejected("invalid_update")
+        self._apply(folded, record.value, version)
         provenance = decode_provenance(record.headers, fallback_time=record.timestamp)
         folded.version = version
         folded.partition = record.partition
@@ -235,7 +314,10 @@ class Projector:
 
     def _evict(self) -> None:
         while len(self._boards) > self.cache_boards:
-            self._boards.popitem(last=False)  # MongoDB has it; reloaded on next use
+            board = next((b for b, f in self._boards.items() if f.version == f.written), None)
+            if board is None:
+                return  # every cached board has unwritten changes: keep them until the next flush
+            del self._boards[board]  # MongoDB has it; reloaded on next use
 
 
 # ---------------------------------------------------------------------------------------------- faust
@@ -253,6 +335,8 @@ class ProjectorConfig:
     checkpoint_every: int = 1000
     batch_max: int = 2000
     batch_seconds: float = 0.05
+    board_interval: float = 5.0  # seconds between rewrites of one busy board's document
+    instance_id: str | None = None  # static group membership: a restart rejoins without a rebalance wait
     topic_partitions: int = 3  # only used if the worker has to declare the topic itself
 
 
@@ -273,10 +357,18 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
         broker_heartbeat_interval=3.0,
         topic_replication_factor=1,
         topic_partitions=config.topic_partitions,
+        consumer_group_instance_id=config.instance_id,
     )
     topic = app.topic(config.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     store = MongoProjectionStore(config.mongo_url, config.mongo_db, group=config.group, topic=config.topic)
-    projector = Projector(store, checkpoint_every=config.checkpoint_every, retry_on=RETRYABLE, stats=stats)
+    projector = Projector(
+        store,
+        checkpoint_every=config.checkpoint_every,
+        board_interval=config.board_interval,
+        retry_on=RETRYABLE,
+        stats=stats,
+    )
+    connected = asyncio.Event()
 
     @app.on_partitions_assigned.connect
     def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -285,6 +377,7 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
     @app.agent(topic, concurrency=1)
     async def project(stream: Any) -> None:
         await retry(store.start, retry_on=RETRYABLE, backoff=projector.backoff, what="connecting to MongoDB")
+        connected.set()
         try:
             # noack_take: events are acked (and so committed) only after MongoDB has them.
             async for events in stream.noack_take(config.batch_max, within=config.batch_seconds):
@@ -293,7 +386,13 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
                 for event in events:
                     await stream.ack(event)
         finally:
+            connected.clear()
             await store.close()
+
+    @app.timer(interval=max(0.1, config.board_interval / 2))  # type: ignore[untyped-decorator]
+    async def flush_quiet_boards() -> None:
+        if connected.is_set():
+            await projector.flush()
 
     return app
 

@@ -20,7 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from engine.events import BoardHead, Event, Provenance
 from projections.mongo_models import DOCUMENT_MODELS, BoardDocument, CheckpointDocument, PartitionCursor, UpdateRecord
-from projections.mongo_projector import Batch, BoardState
+from projections.mongo_projector import ArchivedUpdate, Batch, BoardState
 from projections.sqlite_store import BoardSummary, Checkpoint
 
 DUPLICATE_KEY = 11000
@@ -88,6 +88,18 @@ class MongoProjectionStore:
         if raw is None:
             return None
         return BoardState(board, int(raw["version"]), bytes(raw["state"]), int(raw["partition"]), int(raw["offset"]))
+
+    async def archived(self, board: str, after: int) -> list[ArchivedUpdate]:
+        """Archived updates of `board` after version `after` (the tail its board document does not have yet)."""
+        cursor = UpdateRecord.get_pymongo_collection().find(
+            {"board": board, "version": {"$gt": after}},
+            {"version": 1, "data": 1, "time": 1, "partition": 1, "offset": 1},
+            sort=[("version", 1)],
+        )
+        return [
+            ArchivedUpdate(int(d["version"]), bytes(d["data"]), float(d["time"]), int(d["partition"]), int(d["offset"]))
+            async for d in cursor
+        ]
 
     async def write(self, batch: Batch) -> None:
         """Store a batch: archive and checkpoints first, then board documents, then cursors (all idempotent)."""
@@ -188,9 +200,30 @@ class MongoProjectionStore:
         ]
 
     async def version_at(self, board: str, when: float) -> int:
-        """The last version of `board` accepted at or before `when` (seconds since the epoch), 0 if none."""
+        """The last version of `board` accepted at or before `when` (seconds since the epoch), 0 if none.
+
+        Binary search over versions on the (board, version) index: acceptance times grow with versions
+        (one partition's order; gateways' clocks are NTP-synced), so no time index is kept.
+        """
+        collection = UpdateRecord.get_pymongo_collection()
+
+        async def time_of(version: int) -> float:
+            doc = await collection.find_one({"board": board, "version": version}, {"time": 1})
+            return float(doc["time"]) if doc is not None else float("inf")
+
+        low, high = 0, await self.archived_head(board)  # invariant: time_of(low) <= when (0 = before all)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if await time_of(mid) <= when:
+                low = mid
+            else:
+                high = mid - 1
+        return low
+
+    async def archived_head(self, board: str) -> int:
+        """The highest archived version of `board` (0 if none)."""
         doc = await UpdateRecord.get_pymongo_collection().find_one(
-            {"board": board, "time": {"$lte": when}}, {"version": 1}, sort=[("time", -1), ("version", -1)]
+            {"board": board}, {"version": 1}, sort=[("version", -1)]
         )
         return int(doc["version"]) if doc is not None else 0
 

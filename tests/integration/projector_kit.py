@@ -63,6 +63,7 @@ class ProjectorProcess:
     group: str
     log_path: Path
     checkpoint_every: int = 10
+    board_interval: float = 1.0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -81,6 +82,8 @@ class ProjectorProcess:
                 self.group,
                 "--checkpoint-every",
                 str(self.checkpoint_every),
+                "--board-interval",
+                str(self.board_interval),
                 "--log-level",
                 "INFO",
             ],

@@ -12,7 +12,7 @@ from engine.fold import fold, load_doc
 from engine.model import render
 from engine.retry import Backoff
 from engine.wire import decode_provenance, encode_headers, encode_key
-from projections.mongo_projector import Batch, BoardState, Projector, Record
+from projections.mongo_projector import ArchivedUpdate, Batch, BoardState, Projector, Record
 
 
 class MemorySink:
@@ -28,6 +28,10 @@ class MemorySink:
     async def load(self, board: str) -> BoardState | None:
         d = self.boards.get(board)
         return None if d is None else BoardState(board, d["version"], d["state"], d["partition"], d["offset"])
+
+    async def archived(self, board: str, after: int) -> list[ArchivedUpdate]:
+        rows = sorted((v, r) for (b, v), r in self.archive.items() if b == board and v > after)
+        return [ArchivedUpdate(v, r["data"], r["time"], r["partition"], r["offset"]) for v, r in rows]
 
     async def write(self, batch: Batch) -> None:
         if self.fail_next:
@@ -76,7 +80,7 @@ FAST = Backoff(base=0.001, cap=0.002)
 async def test_fold_versions_archive_and_checkpoints() -> None:
     boards = {"a": updates_for("a", 7), "b": updates_for("b", 5)}
     sink = MemorySink()
-    projector = Projector(sink, checkpoint_every=3, backoff=FAST, retry_on=(ConnectionError,))
+    projector = Projector(sink, board_interval=0, checkpoint_every=3, backoff=FAST, retry_on=(ConnectionError,))
     recs = records(boards, {"a": 0, "b": 0})
     await projector.project(recs[:6])
     await projector.project(recs[6:])
@@ -97,10 +101,10 @@ async def test_redelivery_changes_nothing_even_after_a_restart() -> None:
     boards = {"a": updates_for("a", 6)}
     recs = records(boards, {"a": 2})
     sink = MemorySink()
-    await Projector(sink, backoff=FAST).project(recs)
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs)
     snapshot = (dict(sink.boards), dict(sink.archive))
-    await Projector(sink, backoff=FAST).project(recs)  # a fresh process: reloads from the sink
-    again = Projector(sink, backoff=FAST)
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs)  # a fresh process: reloads from the sink
+    again = Projector(sink, board_interval=0, backoff=FAST)
     await again.project(recs[2:4])
     await again.project(recs)
     assert (sink.boards, sink.archive) == snapshot
@@ -110,8 +114,8 @@ async def test_redelivery_changes_nothing_even_after_a_restart() -> None:
 async def test_partial_redelivery_continues_the_numbering() -> None:
     recs = records({"a": updates_for("a", 6)}, {"a": 1})
     sink = MemorySink()
-    await Projector(sink, backoff=FAST).project(recs[:4])
-    await Projector(sink, backoff=FAST).project(recs[2:])  # overlaps what MongoDB has
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs[:4])
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs[2:])  # overlaps what MongoDB has
     assert sorted(v for _b, v in sink.archive) == [1, 2, 3, 4, 5, 6]
     assert sink.boards["a"]["offset"] == 5
 
@@ -132,7 +136,7 @@ async def test_a_failing_sink_is_retried_until_it_takes_the_batch() -> None:
         def record_rejected(self, reason: str) -> None:
             pass
 
-    await Projector(sink, backoff=FAST, retry_on=(ConnectionError,), stats=Stats()).project(recs)
+    await Projector(sink, board_interval=0, backoff=FAST, retry_on=(ConnectionError,), stats=Stats()).project(recs)
     assert failures == [1, 2, 3, 4]
     assert sink.boards["a"]["version"] == 3
 
@@ -146,7 +150,7 @@ async def test_keyless_and_undecodable_records() -> None:
         Record(0, 3, b"a", ups[1], [], 3.0),
     ]
     sink = MemorySink()
-    await Projector(sink, backoff=FAST).project(recs)
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs)
     assert sink.boards["a"]["version"] == 3
     assert sink.boards["a"]["shapes"] == 2
     assert sink.archive[("a", 1)]["time"] == 1.0  # no headers: falls back to the record time
@@ -166,3 +170,47 @@ def test_backoff_is_jittered_and_capped(failures: int) -> None:
     delays = [policy.delay(failures) for _ in range(200)]
     assert all(0 <= d <= min(2.0, 0.1 * 2 ** (failures - 1)) for d in delays)
     assert len(set(delays)) > 150  # jittered, not a fixed sleep
+
+
+async def test_busy_boards_documents_are_written_on_a_cadence_and_reload_from_the_archive_tail() -> None:
+    ups = updates_for("a", 9)
+    recs = records({"a": ups}, {"a": 0})
+    now = [100.0]
+    sink = MemorySink()
+    projector = Projector(sink, board_interval=5.0, backoff=FAST, clock=lambda: now[0])
+    await projector.project(recs[:3])  # first sight of the board: written at once
+    assert sink.boards["a"]["version"] == 3
+    await projector.project(recs[3:6])  # within the interval: archive only
+    assert sink.boards["a"]["version"] == 3 and len(sink.archive) == 6
+    assert await projector.flush() == 0  # not due yet
+
+    # A restart now: the document is at 3, the archive at 6 -> the reload folds the tail.
+    restarted = Projector(sink, board_interval=5.0, backoff=FAST, clock=lambda: now[0])
+    await restarted.project(recs[:7])  # redelivery from an earlier offset, then one new update
+    assert sorted(v for _b, v in sink.archive) == list(range(1, 8))
+    assert sink.boards["a"]["version"] == 7  # a freshly loaded board is written at once
+    await restarted.project(recs[7:])
+    assert sink.boards["a"]["version"] == 7
+    now[0] += 6
+    assert await restarted.flush() == 1  # quiet and due
+    assert await restarted.flush() == 0
+    assert sink.boards["a"]["version"] == 9
+    assert sink.boards["a"]["state"] == fold(None, ups) or render(
+        load_doc(sink.boards["a"]["state"]), "a", 9
+    ) == render(load_doc(fold(None, ups)), "a", 9)
+
+
+async def test_a_hole_in_the_archive_is_refilled_by_redelivery() -> None:
+    ups = updates_for("a", 6)
+    recs = records({"a": ups}, {"a": 0})
+    sink = MemorySink()
+    await Projector(sink, board_interval=0, backoff=FAST).project(recs[:2])
+    # archive 3..6, the document stays at 2 (not due on this clock)
+    await Projector(sink, board_interval=99, backoff=FAST, clock=lambda: 0.0).project(recs[2:])
+    assert sink.boards["a"]["version"] == 2
+    del sink.archive[("a", 4)]  # a bulk insert cut short
+    again = Projector(sink, board_interval=0, backoff=FAST)
+    await again.project(recs)
+    assert sorted(v for _b, v in sink.archive) == [1, 2, 3, 4, 5, 6]
+    assert sink.archive[("a", 4)]["data"] == ups[3]
+    assert sink.boards["a"]["version"] == 6
