@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from gateway.settings import Settings
@@ -67,26 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def serve(settings: Settings) -> None:
     """Run the embedded system under Hypercorn until SIGINT/SIGTERM."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
     from gateway.app import create_app
+    from gateway.server import serve_app
     from gateway.system import build_embedded
 
     app = create_app(build_embedded(settings))
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.websocket_max_message_size = settings.max_frame_bytes
-    config.accesslog = None
-    config.graceful_timeout = 5
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     logging.getLogger("inkstream").info(
         "serving on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir.resolve()
     )
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await serve_app(app, settings)
 
 
 def projector(args: argparse.Namespace) -> int:
