@@ -165,20 +165,23 @@ def run_target(target: Target, args: argparse.Namespace, work: Path) -> dict[str
 def render(results: list[dict[str, object]], args: argparse.Namespace, command: str) -> str:
     """The markdown section."""
     rows = [[
-        TARGETS[str(r["label"])].describe, f"{r['clients_synced']}/{r['clients_total']}", r["join_all_ms"],
+        TARGETS[str(r["label"])].describe, r["round"], f"{r['clients_synced']}/{r['clients_total']}", r["join_all_ms"],
         r["sent"], r["expected_deliveries"], r["lost"], r["disconnects"],
         r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"],
-        r["server_cpu_pct"], r["loadgen_cpu_pct"], r["loadgen_loop_lag_p99_ms"], r["other_cpu_pct"],
+        r["server_cpu_pct"], r["loadgen_cpu_pct"], r["loadgen_loop_lag_p99_ms"], r["loadgen_late_sends"],
+        r["other_cpu_pct"],
     ] for r in results]
-    headers = ["server", "synced", "all joined (ms)", "updates sent", "deliveries expected", "lost",
+    headers = ["server", "round", "synced", "all joined (ms)", "updates sent", "deliveries expected",
+               "missing after drain",
                "disconnects", "p50 ms", "p95 ms", "p99 ms", "max ms", "server CPU %",
-               "loadgen CPU %", "loadgen loop lag p99 ms", "other processes CPU %"]
+               "loadgen CPU %", "loadgen loop lag p99 ms", "loadgen late sends", "other processes CPU %"]
     return f"""\
 {args.boards} boards x {args.clients} clients x {args.rate} updates/s per client = \
 {args.boards * args.clients * args.rate} updates/s in, {args.duration} s, then up to {args.drain} s \
 for stragglers. Real y-websocket 3 / yjs 13 clients in one Node process (benchmarks/loadgen.mjs).
 Latency = receive time - send time stamped in the update, over every delivery to every other
-client of the board; "lost" = (sender, seq) pairs some client still lacks at the end.
+client of the board; "missing after drain" = (sender, seq) pairs some client still lacks when the
+drain period ends (lost, or later than the drain period).
 
 ```
 {command}
@@ -219,6 +222,7 @@ def main() -> None:
             work.mkdir()
             print(f"== {name} (round {round_ + 1})", file=sys.stderr, flush=True)
             result = run_target(TARGETS[name], args, work)
+            result["round"] = round_ + 1
             print(json.dumps(result), flush=True)
             results.append(result)
     if not args.no_write:

@@ -29,7 +29,7 @@ REFERENCE = os.environ.get("INKSTREAM_INTEROP_SERVER") == "reference"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
+        if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.interop)
 
 

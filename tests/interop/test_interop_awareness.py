@@ -8,8 +8,14 @@ killed with SIGKILL), and tell the others within seconds, not after the 30 s awa
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
 from jsclient import JsClient
+from pycrdt import Doc, create_sync_message
 from support import Target, async_wait_until, wait_until
+from websockets.asyncio.client import connect
 from yws_client import YWebsocketClient
 
 # Far below the 30 s outdated timeout of the awareness protocol: removal must come from the
@@ -82,3 +88,25 @@ async def test_awareness_cleared_when_a_socket_closes_without_saying_goodbye(tar
     await py.stop()  # a clean close frame, but no "state = null" awareness message
     await async_wait_until(lambda: pyid not in b.awareness(), within=REMOVAL_DEADLINE,
                            what="server removed the closed socket's presence")
+
+
+async def test_idle_connection_hears_from_the_server_within_the_client_timeout(target: Target) -> None:
+    """y-websocket drops a connection that is silent for 30 s: the server must say something first."""
+    if target.http is None:
+        pytest.skip("the reference server only sends WebSocket pings, which y-websocket does not see")
+    async with connect(f"{target.ws_url}/idle", proxy=None) as ws:
+        await ws.send(create_sync_message(Doc()))
+        last = time.monotonic()
+        quiet_for = 0.0
+        async with asyncio.timeout(40):
+            while time.monotonic() - last < 25:  # step 1 / step 2 first, then the idle period
+                try:
+                    async with asyncio.timeout(25 - (time.monotonic() - last)):
+                        await ws.recv()
+                    quiet_for = max(quiet_for, time.monotonic() - last)
+                    if quiet_for > 1:  # an idle-time message, not the handshake
+                        break
+                    last = time.monotonic()
+                except TimeoutError:
+                    pytest.fail("the server sent nothing for 25 s on an idle connection")
+        assert quiet_for < 25

@@ -9,7 +9,7 @@ writer and the witness are killed too before the server restarts: otherwise thei
 from __future__ import annotations
 
 import pytest
-from support import Target, content, doc_from_state, wait_until
+from support import Target, content, converged, doc_from_state, wait_until
 
 
 def _check_everything_is_back(target: Target, js_client, board: str, expected: dict) -> None:
@@ -76,3 +76,29 @@ def test_kill_9_in_the_middle_of_a_burst_loses_nothing_accepted(target: Target, 
 
     target.server.start()
     _check_everything_is_back(target, js_client, board, content(seen))
+
+
+def test_clients_ride_through_a_server_crash(target: Target, js_client) -> None:
+    """kill -9 with clients connected: they reconnect by themselves, and offline edits merge."""
+    if target.server is None:
+        pytest.skip("needs inkstream serve")
+    board = "crash-ride"
+    a, b = js_client("a"), js_client("b")
+    a.connect(target.ws_url, board)
+    b.connect(target.ws_url, board)
+    a.call("setShape", id="before-crash", fields={"type": "rect"})
+    wait_until(lambda: "before-crash" in b.snapshot()["shapes"], timeout=10, what="b sees a's shape")
+    target.server.kill9()
+    wait_until(lambda: not a.sizes()["connected"] and not b.sizes()["connected"], timeout=10,
+               what="clients notice the crash")
+    a.call("setShape", id="during-outage", fields={"type": "ellipse"})  # made while the server is down
+    target.server.start()
+    # y-websocket retries with backoff (at most 2.5 s apart by default).
+    wait_until(lambda: a.sizes()["synced"] and b.sizes()["synced"], timeout=20, what="both resynced")
+    wait_until(lambda: "during-outage" in b.snapshot()["shapes"], timeout=10, what="outage edit merged")
+    b.call("setShape", id="after-restart", fields={"type": "line"})
+    state = wait_until(lambda: (s := converged(a, b)) and "after-restart" in s["shapes"] and s,
+                       timeout=10, what="live again")
+    assert set(state["shapes"]) == {"before-crash", "during-outage", "after-restart"}
+    wait_until(lambda: {s["id"] for s in target.board_json(board)["shapes"]} == set(state["shapes"]),
+               timeout=10, what="server logged all three")

@@ -193,9 +193,19 @@ async def test_invalid_board_id_is_closed_with_4400_and_reason(target: Target, b
 
 
 def test_js_client_is_told_4400_for_an_invalid_board(target: Target, js_client) -> None:
+    """Every time, not most times: y-websocket sends step 1 right after open, racing the close.
+
+    If the server drops TCP before the client's frames are read, the kernel resets the
+    connection, the client loses the close frame and sees 1006, which y-websocket retries.
+    """
     if target.http is None:
         pytest.skip("the reference server accepts any room name")
     c = js_client("bad-board")
-    c.call("connect", url=target.ws_url, room="no:colons:here", params={}, waitSynced=False)
-    closes = wait_until(lambda: c.sizes()["closes"], timeout=10, what="close event")
-    assert closes[0]["code"] == 4400 and closes[0]["reason"], closes
+    attempts = 20
+    for i in range(attempts):
+        c.call("connect", url=target.ws_url, room=f"no:colons:{i}", params={}, waitSynced=False)
+        wait_until(lambda i=i: len(c.sizes()["closes"]) > i, timeout=10, what="close event")
+        c.call("destroy")
+    closes = c.sizes()["closes"][:attempts]
+    bad = [cl for cl in closes if cl["code"] != 4400 or not cl["reason"]]
+    assert not bad, f"{len(bad)} of {attempts} closes were not 4400 with a reason: {bad[:3]}"
