@@ -169,6 +169,9 @@ def test_oversized_update_from_a_js_client_gets_a_terminal_close_with_reason(tar
     board = "huge-image"
     other, big = js_client("other"), js_client("big")
     other.connect(target.ws_url, board)
+    other.call("setShape", id="small", fields={"type": "rect"})
+    wait_until(lambda: target.version(board) >= 1, timeout=10, what="board exists")
+    version = target.version(board)
     big.connect(target.ws_url, board)
     big.call("setShape", id="img", fields={"type": "image", "src": "data:image/png;base64," + "A" * (5 << 20)})
     closes = wait_until(lambda: big.sizes()["closes"], timeout=20, what="the oversized client is closed")
@@ -176,6 +179,7 @@ def test_oversized_update_from_a_js_client_gets_a_terminal_close_with_reason(tar
     wait_until(lambda: connections(target) == 1, timeout=10, what="only the other client left")
     assert "img" not in other.snapshot()["shapes"]
     assert "img" not in doc_from_state(target.board_state(board))["shapes"]
+    assert target.version(board) == version
 
 
 @pytest.mark.asyncio
