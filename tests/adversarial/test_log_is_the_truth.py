@@ -85,3 +85,81 @@ def test_orphan_integrates_once_its_dependency_arrives(inkstream_server: Inkstre
     server.start()
     shapes, state_keys, version = _views(server, "dep")
     assert sorted(shapes) == ["dep", "ghost"] and state_keys == {"dep", "ghost"} and version == "1"
+
+
+async def test_nothing_is_served_before_the_log_has_it(inkstream_server: InkstreamServer) -> None:
+    """Hold SQLite's write lock (as a slow disk would make a commit slow), so an update is applied to the
+    live Doc but not yet durable. README: "Updates are broadcast only after the log has them" — yet today a
+    late joiner's sync step 2, GET /api/boards/{id} and /state all include it (they read the live Doc,
+    engine/live_board.py `state`, gateway/http_api.py `get_board`), and after kill -9 it is gone: clients
+    were shown an update that was never accepted."""
+    import sqlite3
+
+    server = inkstream_server
+    board = "inflight"
+    url = f"{server.ws_url}/{board}"
+    r = httpx.post(f"{server.url}/api/boards/{board}/updates", content=_real(), headers=OCTET)
+    assert r.json()["version"] == 1
+    blocker = sqlite3.connect(server.data_dir / "events.db", isolation_level=None, timeout=1)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the server's group commit now waits for us
+        doc = Doc(client_id=31337)
+        doc.get("shapes", type=Map)["not-yet-durable"] = Map({"type": "rect", "x": 5.0, "z": "d"})
+        async with joined(url) as writer:
+            await writer.send(protocol.sync_update(bytes(doc.get_update())))
+            await writer.send(protocol.sync_step1(b"\x00"))  # its step 2 reply proves the update was applied
+            while True:
+                message = protocol.decode(await writer.recv())
+                if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_STEP2:
+                    break
+            joiner_keys = set((await full_state(url)).get("shapes", type=Map).keys())
+            shapes, state_keys, version = _views(server, board)
+            server.kill9()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    server.start()
+    logged = set((await full_state(url)).get("shapes", type=Map).keys())
+    assert logged == {"real"}
+    assert joiner_keys <= logged, f"a joiner was sent {joiner_keys - logged}, which the log never had"
+    assert set(shapes) <= logged and state_keys <= logged, (shapes, state_keys, version)
+
+
+async def test_resent_update_is_not_acknowledged_before_it_is_durable(inkstream_server: InkstreamServer) -> None:
+    """An offline client re-POSTs an update (say its first attempt timed out) while the first copy is still
+    waiting for the group commit. Today the re-POST answers 200 {"changed": false} at once (LiveBoard.apply
+    finds nothing new: the live Doc already has it), so the client drops it — and kill -9 loses it.
+    A 200 must mean "in the log"."""
+    import sqlite3
+
+    server = inkstream_server
+    board = "resend"
+    url = f"{server.ws_url}/{board}"
+    doc = Doc(client_id=4242)
+    doc.get("shapes", type=Map)["offline-edit"] = Map({"type": "rect", "x": 5.0, "z": "d"})
+    update = bytes(doc.get_update())
+    blocker = sqlite3.connect(server.data_dir / "events.db", isolation_level=None, timeout=1)
+    answered = None
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        async with joined(url) as first_attempt:
+            await first_attempt.send(protocol.sync_update(update))
+            await first_attempt.send(protocol.sync_step1(b"\x00"))
+            while True:
+                message = protocol.decode(await first_attempt.recv())
+                if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_STEP2:
+                    break
+            async with httpx.AsyncClient(timeout=2) as http:
+                try:
+                    r = await http.post(f"{server.url}/api/boards/{board}/updates", content=update, headers=OCTET)
+                    answered = (r.status_code, r.text)
+                except httpx.TimeoutException:
+                    answered = None  # still waiting for the log: fine
+            server.kill9()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    server.start()
+    logged = set((await full_state(url)).get("shapes", type=Map).keys())
+    if answered is not None and answered[0] == 200:
+        assert "offline-edit" in logged, f"POST answered {answered} but the update is not in the log"
