@@ -55,6 +55,10 @@ const record = (ms) => {
   if (nlat === lat.length) { const bigger = new Float64Array(lat.length * 2); bigger.set(lat); lat = bigger }
   lat[nlat++] = ms
 }
+// --url may list several gateways (comma-separated): client c of each board uses URLS[c % n], and
+// deliveries between clients on different gateways are also reported on their own (cross_*).
+const URLS = opt.url.split(',')
+const cross = []
 
 const clients = []
 for (let b = 0; b < BOARDS; b++) {
@@ -62,13 +66,17 @@ for (let b = 0; b < BOARDS; b++) {
     const doc = new Y.Doc()
     const map = doc.getMap('lg')
     const name = `b${b}c${c}`
-    const client = { board: b, name, doc, map, provider: null, sent: 0, closes: 0, syncedAt: null }
+    const gw = c % URLS.length
+    const client = { board: b, name, doc, map, provider: null, sent: 0, closes: 0, syncedAt: null, gw }
     map.observe((event, tr) => {
       if (tr.local) return
       const t = now()
       for (const key of event.keysChanged) {
         const v = map.get(key)
-        if (v && typeof v.t === 'number') record(t - v.t)
+        if (v && typeof v.t === 'number') {
+          record(t - v.t)
+          if (v.g !== undefined && v.g !== gw) cross.push(t - v.t)
+        }
       }
     })
     clients.push(client)
@@ -79,7 +87,7 @@ for (let b = 0; b < BOARDS; b++) {
 const joinStart = now()
 for (const client of clients) {
   const room = `${opt.prefix}-board-${client.board}`
-  client.provider = new WebsocketProvider(opt.url, room, client.doc, { WebSocketPolyfill: WebSocket, disableBc: true })
+  client.provider = new WebsocketProvider(URLS[client.gw], room, client.doc, { WebSocketPolyfill: WebSocket, disableBc: true })
   client.provider.on('connection-close', () => { client.closes++ })
   client.provider.on('sync', (synced) => { if (synced && client.syncedAt === null) client.syncedAt = now() })
   await new Promise((resolve) => setTimeout(resolve, 2))
@@ -110,7 +118,7 @@ await new Promise((resolve) => {
       while (c.next <= t && c.next - sendStart < DURATION_MS) {
         if (t - c.next > interval) behind++
         const seq = c.sent++
-        c.map.set(`${c.name}:${seq}`, { t: now(), from: c.name, seq })
+        c.map.set(`${c.name}:${seq}`, URLS.length > 1 ? { t: now(), from: c.name, seq, g: c.gw } : { t: now(), from: c.name, seq })
         c.next += interval
       }
     }
@@ -172,6 +180,11 @@ const result = {
   loadgen_cpu_pct: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wallMs),
   loadgen_loop_lag_p99_ms: loopDelay.percentile(99) / 1e6,
   loadgen_late_sends: behind
+}
+if (URLS.length > 1) {
+  cross.sort((a, b) => a - b)
+  const cpct = (p) => (cross.length ? cross[Math.min(cross.length - 1, Math.floor((p / 100) * cross.length))] : null)
+  Object.assign(result, { gateways: URLS.length, cross_samples: cross.length, cross_p50_ms: cpct(50), cross_p99_ms: cpct(99), cross_max_ms: cross.length ? cross[cross.length - 1] : null })
 }
 log(JSON.stringify(result))
 process.stdout.write(JSON.stringify(result) + '\n')

@@ -147,7 +147,8 @@ class Processor:
             broker_commit_interval=1.0,
             topic_disable_leader=True,
             topic_allow_declare=False,
-            stream_buffer_maxsize=max(4096, config.batch * 2),
+            stream_buffer_maxsize=max(16384, config.batch * 4),
+            broker_max_poll_records=config.batch,
         )
         self.topic = self.app.topic(config.kafka_topic, key_type=bytes, value_type=bytes)
         self._folder: ViewFolder | None = None
@@ -171,23 +172,28 @@ class Processor:
             return self._folder
 
     async def _agent(self, stream: Any) -> None:
+        """Fold batch after batch; take_events acks a batch (so faust may commit it) only once Redis has it."""
         folder = await self.folder()
         async for events in stream.take_events(self.config.batch, within=self.config.within):
-            decoded = [
-                decode_record(
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                    _headers(e.message.headers),
-                    e.message.timestamp * 1000 if e.message.timestamp else None,
-                )
-                for e in events
-            ]
-            records = [r for r in decoded if r is not None]
-            if len(records) < len(decoded):
-                log.error("skipped %d records without a board key", len(decoded) - len(records))
-            await self._fold_retrying(folder, records)
+            await self._fold_retrying(folder, self._records(list(events)))
+
+    @staticmethod
+    def _records(events: list[Any]) -> list[Record]:
+        decoded = [
+            decode_record(
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value,
+                _headers(e.message.headers),
+                e.message.timestamp * 1000 if e.message.timestamp else None,
+            )
+            for e in events
+        ]
+        records = [r for r in decoded if r is not None]
+        if len(records) < len(decoded):
+            log.error("skipped %d records without a board key", len(decoded) - len(records))
+        return records
 
     async def _fold_retrying(self, folder: ViewFolder, records: list[Record]) -> None:
         delay = 0.1
@@ -211,12 +217,13 @@ class Processor:
             log.exception("checking the Redis views failed; will retry")
         now = time.monotonic()
         then, count = self._last_report
-        if now - then >= 10:
+        if now - then >= 5:
             stats = folder.stats
             if stats.records != count:
                 log.info(
-                    "folded %d records (%.0f/s), %d skipped as already folded, %d invalid, %d replayed",
+                    "folded %d records in %d batches (%.0f/s), %d skipped as already folded, %d invalid, %d replayed",
                     stats.records,
+                    stats.batches,
                     (stats.records - count) / (now - then),
                     stats.skipped,
                     stats.invalid,

@@ -190,3 +190,51 @@ async def test_gateway_killed_while_clients_write_they_move_to_the_other(cluster
     finally:
         for c in clients:
             await c.stop()
+
+
+async def test_js_clients_split_across_gateways_converge(cluster: Cluster) -> None:
+    """Real yjs + y-websocket clients (Node), two per gateway: maps, arrays, text and awareness converge."""
+    from tests.interop.jsclient import JsClient
+
+    g1, g2 = await start(cluster)
+    board = unique("js")
+    clients = [JsClient(f"js{i}") for i in range(4)]
+    try:
+        for i, c in enumerate(clients):
+            home = g1 if i < 2 else g2
+            await asyncio.to_thread(c.connect, home.ws_url, board, awareness={"user": {"name": f"u{i}"}})
+        for i, c in enumerate(clients):
+            await asyncio.to_thread(c.call, "setShape", id=f"s{i}", fields={"type": "rect", "x": i, "y": 2 * i})
+            await asyncio.to_thread(c.call, "listInsert", index=0, items=[f"item{i}"])
+            await asyncio.to_thread(c.call, "textInsert", index=0, text=f"<{i}>")
+            await asyncio.to_thread(c.call, "kvSet", key=f"k{i}", value=i)
+        await asyncio.to_thread(clients[0].call, "setMeta", key="title", value="split")
+        await eventually(lambda: asyncio.to_thread(lambda: "s0" in clients[3].snapshot()["shapes"]), 30, "s0 on g2")
+        await asyncio.to_thread(clients[3].call, "updateShape", id="s0", fields={"x": 100})
+
+        def snapshots() -> list[dict[str, Any]]:
+            return [c.snapshot() for c in clients]
+
+        def converged() -> bool:
+            snaps = snapshots()
+            first = {k: snaps[0][k] for k in ("shapes", "meta", "kv", "list", "notes")}
+            same = all({k: s[k] for k in first} == first for s in snaps)
+            return same and len(first["shapes"]) == 4 and len(first["list"]) == 4 and first["shapes"]["s0"]["x"] == 100
+
+        await eventually(lambda: asyncio.to_thread(converged), 45, "JS clients converge across gateways")
+        ids = {c.client_id for c in clients}
+
+        def everyone_present() -> bool:
+            return all(ids <= set(c.awareness()) for c in clients)
+
+        await eventually(lambda: asyncio.to_thread(everyone_present), 30, "awareness across gateways")
+        final = clients[0].snapshot()
+        for g in (g1, g2):
+            async with httpx.AsyncClient(base_url=g.url, timeout=10) as http:
+                body = (await http.get(f"/api/boards/{board}")).json()
+            assert body["meta"]["title"] == "split"
+            assert {s["id"] for s in body["shapes"]} == set(final["shapes"])
+    finally:
+        for c in clients:
+            c.close()
+    assert await eventually(lambda: views_equal_log(cluster), 30, "views equal the fold of the log")
