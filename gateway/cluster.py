@@ -87,7 +87,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     """Serve a distributed gateway until SIGINT/SIGTERM."""
     settings = _settings(args, host=args.host, port=args.port, mongo_url=args.mongo_url, etcd_url=args.etcd_url)
     if args.gateway_id:
-        settings = replace(settings, extra={**settings.extra, "gateway_id": args.gateway_id})
+        settings = replace(settings, gateway_id=args.gateway_id)
     _logging(settings)
 
     async def serve() -> None:

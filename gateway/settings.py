@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,9 @@ class Settings:
     redis_prefix: str = "inkstream"  # key prefix of the Redis views and streams (side-by-side deployments, tests)
     kafka_partitions: int = 3  # partitions of the updates topic when a gateway or processor creates it
     fold_timeout_seconds: float = 30.0  # how long an append waits for the view processor's fold, then 503
-    extra: dict[str, Any] = field(default_factory=dict)
+    gateway_id: str = ""  # this gateway's id in etcd (default host:port)
+    advertise_url: str = ""  # the URL other nodes and clients use for this gateway (default http://host:port)
+    etcd_lease_ttl: int = 10  # seconds a crashed gateway stays listed
 
     @property
     def limits(self) -> Limits:
@@ -57,8 +59,6 @@ class Settings:
         environ = dict(os.environ) if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get(f"INKSTREAM_{f.name.upper()}")
             if raw is None:
                 continue

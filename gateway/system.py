@@ -117,7 +117,7 @@ def build_distributed(settings: Settings) -> System:
         partitions=settings.kafka_partitions,
         fold_timeout=settings.fold_timeout_seconds,
         archive=archive,
-        gateway=str(settings.extra.get("gateway_id") or "") or None,
+        gateway=settings.gateway_id or None,
     )
     # The fan-out's blocking XREAD gets a client (connection pool) of its own.
     fanout = RedisFanOut(Redis.from_url(settings.redis_url), settings.redis_prefix)
