@@ -5,12 +5,21 @@ every event into a per-board Doc[Any], writes the board's summary after each bat
 every `checkpoint_every` versions and whenever a board goes quiet, so loading a board or
 reconstructing a past version replays at most that many updates. It is idempotent: events at or
 below a board's folded version are skipped, and the cursor only moves forward.
+
+History: while folding it records what each version changed (projections.changes) and writes a
+row per version, a (board, shape, version) index row per touched shape, and plain-JSON
+checkpoints, in the same transaction as the cursor. Both kinds of checkpoint are spaced by
+versions *and* bytes: a new one is written once `checkpoint_every` versions have passed and the
+updates (or changes) since the last one add up to a quarter of its size. Replaying is then never
+much costlier than loading the checkpoint, and a board whose state is dominated by tombstones (a
+million moves) gets a few dozen checkpoints instead of a thousand copies of a large state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -23,11 +32,14 @@ from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
 from engine.fold import apply_update, load_doc
 from engine.model import summarize
-from projections.sqlite_store import BoardSummary, Checkpoint, SqliteProjectionStore
+from projections.changes import ChangeRecorder, VersionRecord, plain_board
+from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
 
 log = logging.getLogger(__name__)
 
 CURSOR = "local-projector"
+#: A checkpoint is due when the bytes to replay since the last one reach 1/REPLAY_FRACTION of its size.
+REPLAY_FRACTION = 4
 
 
 @dataclass(eq=False)
@@ -37,6 +49,17 @@ class _Folded:
     checkpointed: int
     updated: float
     touched: float  # monotonic time of the last event
+    recorder: ChangeRecorder
+    checkpoint_bytes: int = 0  # size of the last Yjs checkpoint
+    tail_bytes: int = 0  # update bytes folded since it
+    plain_version: int = 0  # version of the last plain checkpoint
+    plain_bytes: int = 0  # its size
+    plain_tail: int = 0  # encoded change bytes since it
+    checkpoint_due: bool = False
+    plain_due: bool = False
+
+    def close(self) -> None:
+        self.recorder.close()
 
 
 class LocalProjector:
@@ -65,6 +88,10 @@ class LocalProjector:
     async def start(self) -> None:
         """Resume from the stored cursor and follow the log in the background."""
         self.cursor = await self.store.cursor(CURSOR)
+        self._rewind = self.store.history_backfill
+        if self._rewind:  # projected before history existed: refold the log once to fill it in
+            log.info("history rows missing: refolding the event log from the start")
+            self.cursor = 0
         loop = asyncio.get_running_loop()
 
         def committed(_seq: int) -> None:
@@ -100,38 +127,64 @@ class LocalProjector:
             return True
         touched: dict[str, _Folded] = {}
         checkpoints: list[Checkpoint] = []
+        plains: list[PlainCheckpoint] = []
+        versions: list[VersionRecord] = []
         for _seq, event in rows:
-            folded = await self._fold(event)
+            folded = await self._fold(event, versions)
             touched[event.board] = folded
-            if folded.version - folded.checkpointed >= self.checkpoint_every:
-                checkpoints.append(Checkpoint(event.board, folded.version, bytes(folded.doc.get_update())))
-                folded.checkpointed = folded.version
+            if folded.checkpoint_due:
+                state = bytes(folded.doc.get_update())
+                checkpoints.append(Checkpoint(event.board, folded.version, state))
+                folded.checkpointed, folded.checkpoint_bytes, folded.tail_bytes = folded.version, len(state), 0
+                folded.checkpoint_due = False
+            if folded.plain_due:
+                text = json.dumps(plain_board(folded.doc), separators=(",", ":"))
+                plains.append(PlainCheckpoint(event.board, folded.version, text))
+                folded.plain_version, folded.plain_bytes, folded.plain_tail = folded.version, len(text), 0
+                folded.plain_due = False
         summaries = [self._summary(board, f) for board, f in touched.items()]
-        await self.store.write(CURSOR, rows[-1][0], summaries, checkpoints)
+        await self.store.write(CURSOR, rows[-1][0], summaries, checkpoints, versions, plains, rewind=self._rewind)
+        self._rewind = False
         self.cursor = rows[-1][0]
         self._evict()
         return len(rows) < self.batch
 
-    async def _fold(self, event: Event) -> _Folded:
+    async def _fold(self, event: Event, versions: list[VersionRecord]) -> _Folded:
         folded = self._docs.get(event.board)
         if folded is None:
-            checkpoint = await self.store.latest(event.board)
+            # At or before the event, not the newest: after a rewind the newest may be ahead of it.
+            checkpoint = await self.store.latest(event.board, at_or_before=max(0, event.version - 1))
             base = checkpoint.version if checkpoint else 0
-            folded = _Folded(
-                load_doc(checkpoint.state if checkpoint else None), base, base, event.provenance.time, time.monotonic()
-            )
+            doc = load_doc(checkpoint.state if checkpoint else None)
+            folded = _Folded(doc, base, base, event.provenance.time, time.monotonic(), ChangeRecorder(doc))
+            folded.checkpoint_bytes = len(checkpoint.state) if checkpoint else 0
+            folded.plain_version = base  # conservative: a plain checkpoint is due K versions from here
             self._docs[event.board] = folded
         self._docs.move_to_end(event.board)
         if event.version <= folded.version:
             return folded  # already folded: re-delivery changes nothing
         if event.version > folded.version + 1:  # fill a gap (e.g. the doc was evicted mid-run)
             for missing in await self.log.read(event.board, after=folded.version, upto=event.version - 1):
-                apply_update(folded.doc, missing.update)
-        apply_update(folded.doc, event.update)
-        folded.version = event.version
-        folded.updated = event.provenance.time
+                self._apply(folded, missing, versions)
+        self._apply(folded, event, versions)
         folded.touched = time.monotonic()
         return folded
+
+    def _apply(self, folded: _Folded, event: Event, versions: list[VersionRecord]) -> None:
+        folded.recorder.take()  # drop anything observed outside an event (there should be nothing)
+        apply_update(folded.doc, event.update)
+        changes = folded.recorder.take()
+        p = event.provenance
+        versions.append(VersionRecord(event.board, event.version, p.time, p.client_id, p.user, changes))
+        folded.version = event.version
+        folded.updated = p.time
+        folded.tail_bytes += len(event.update)
+        folded.plain_tail += len(changes.encode()) if not changes.empty else 0
+        k = self.checkpoint_every
+        if folded.version - folded.checkpointed >= k and folded.tail_bytes * REPLAY_FRACTION >= folded.checkpoint_bytes:
+            folded.checkpoint_due = True
+        if folded.version - folded.plain_version >= k and folded.plain_tail * REPLAY_FRACTION >= folded.plain_bytes:
+            folded.plain_due = True
 
     def _summary(self, board: str, folded: _Folded) -> BoardSummary:
         title, shapes = summarize(folded.doc)
@@ -148,8 +201,8 @@ class LocalProjector:
             return
         checkpoints = [Checkpoint(b, f.version, bytes(f.doc.get_update())) for b, f in quiet]
         await self.store.write(CURSOR, self.cursor, [], checkpoints)
-        for _b, f in quiet:
-            f.checkpointed = f.version
+        for (_b, f), c in zip(quiet, checkpoints, strict=True):
+            f.checkpointed, f.checkpoint_bytes, f.tail_bytes = f.version, len(c.state), 0
 
     def _evict(self) -> None:
         """Drop least recently used docs beyond the cache size; keep those with unwritten checkpoints."""
@@ -158,4 +211,4 @@ class LocalProjector:
             return
         clean = [b for b, f in self._docs.items() if f.version == f.checkpointed][:excess]
         for board in clean:
-            del self._docs[board]
+            self._docs.pop(board).close()

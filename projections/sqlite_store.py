@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from projections.changes import VersionRecord
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     board    TEXT    NOT NULL,
@@ -23,6 +25,35 @@ CREATE TABLE IF NOT EXISTS boards (
     title    TEXT    NOT NULL,
     shapes   INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- history (projections/history.py): one row per version, a (board, shape, version) index for
+-- shape history, and plain-JSON checkpoints that the per-version changes apply to.
+CREATE TABLE IF NOT EXISTS versions (
+    board    TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    ts       REAL    NOT NULL,
+    client   TEXT    NOT NULL,
+    user     TEXT    NOT NULL,
+    added    INTEGER NOT NULL,
+    changed  INTEGER NOT NULL,
+    removed  INTEGER NOT NULL,
+    meta     INTEGER NOT NULL,
+    changes  TEXT    NOT NULL,
+    PRIMARY KEY (board, version)
+);
+CREATE TABLE IF NOT EXISTS shape_versions (
+    board    TEXT    NOT NULL,
+    shape    TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    fields   TEXT    NOT NULL,
+    PRIMARY KEY (board, shape, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plain_checkpoints (
+    board    TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    plain    TEXT    NOT NULL,
+    PRIMARY KEY (board, version)
+);
 CREATE TABLE IF NOT EXISTS cursors (
     name     TEXT PRIMARY KEY,
     seq      INTEGER NOT NULL
@@ -37,6 +68,15 @@ class Checkpoint:
     board: str
     version: int
     state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PlainCheckpoint:
+    """The plain board (projections.changes) after `version`, as JSON text."""
+
+    board: str
+    version: int
+    plain: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +98,8 @@ class SqliteProjectionStore:
         self.fsync = fsync
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: True when this file was projected before history existed: the projector must refold from 0.
+        self.history_backfill = False
 
     async def start(self) -> None:
         """Open the database and create the schema."""
@@ -65,7 +107,11 @@ class SqliteProjectionStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        had_history = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'versions'").fetchone() is not None
+        had_cursor = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'cursors'").fetchone() is not None
         conn.executescript(_SCHEMA)
+        if had_cursor and not had_history:
+            self.history_backfill = conn.execute("SELECT count(*) FROM cursors").fetchone()[0] > 0
         self._conn = conn
 
     async def close(self) -> None:
@@ -103,13 +149,33 @@ class SqliteProjectionStore:
         return int(rows[0][0]) if rows else 0
 
     async def write(
-        self, cursor_name: str, cursor: int, summaries: list[BoardSummary], checkpoints: list[Checkpoint]
+        self,
+        cursor_name: str,
+        cursor: int,
+        summaries: list[BoardSummary],
+        checkpoints: list[Checkpoint],
+        versions: list[VersionRecord] | None = None,
+        plain_checkpoints: list[PlainCheckpoint] | None = None,
+        rewind: bool = False,
     ) -> None:
-        """Store summaries and checkpoints and advance the cursor, all in one transaction."""
-        await asyncio.to_thread(self._write, cursor_name, cursor, summaries, checkpoints)
+        """Store summaries, checkpoints and history rows and advance the cursor, all in one transaction.
+
+        Every write is idempotent (rows are keyed by version; re-writes are ignored) and the cursor
+        only moves forward unless `rewind` (a history backfill) says otherwise.
+        """
+        await asyncio.to_thread(
+            self._write, cursor_name, cursor, summaries, checkpoints, versions or [], plain_checkpoints or [], rewind
+        )
 
     def _write(
-        self, cursor_name: str, cursor: int, summaries: list[BoardSummary], checkpoints: list[Checkpoint]
+        self,
+        cursor_name: str,
+        cursor: int,
+        summaries: list[BoardSummary],
+        checkpoints: list[Checkpoint],
+        versions: list[VersionRecord],
+        plain_checkpoints: list[PlainCheckpoint],
+        rewind: bool,
     ) -> None:
         assert self._conn is not None, "projection store is not open"
         with self._lock:
@@ -126,12 +192,55 @@ class SqliteProjectionStore:
                     "INSERT OR IGNORE INTO checkpoints (board, version, state) VALUES (?, ?, ?)",
                     [(c.board, c.version, c.state) for c in checkpoints],
                 )
+                if versions:
+                    _write_versions(conn, versions)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO plain_checkpoints (board, version, plain) VALUES (?, ?, ?)",
+                    [(c.board, c.version, c.plain) for c in plain_checkpoints],
+                )
                 conn.execute(
-                    "INSERT INTO cursors (name, seq) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET seq = max(cursors.seq, excluded.seq)",
+                    "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = "
+                    + ("excluded.seq" if rewind else "max(cursors.seq, excluded.seq)"),
                     (cursor_name, cursor),
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    # -- history reads (projections.sqlite_archive) ----------------------------------------------
+
+    async def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only statement off the event loop."""
+        return await asyncio.to_thread(self._run, sql, params)
+
+
+def _write_versions(conn: sqlite3.Connection, versions: list[VersionRecord]) -> None:
+    rows = []
+    shape_rows: list[tuple[str, str, int, str, str]] = []
+    for v in versions:
+        c = v.changes
+        kinds = list(c.kinds.values())
+        rows.append(
+            (
+                v.board,
+                v.version,
+                v.time,
+                v.client,
+                v.user,
+                kinds.count("added"),
+                kinds.count("changed"),
+                kinds.count("removed"),
+                int(c.meta is not None),
+                c.encode(),
+            )
+        )
+        shape_rows.extend((v.board, s, v.version, k, ",".join(c.fields(s))) for s, k in c.kinds.items())
+    conn.executemany(
+        "INSERT OR IGNORE INTO versions (board, version, ts, client, user, added, changed, removed, meta, changes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO shape_versions (board, shape, version, kind, fields) VALUES (?, ?, ?, ?, ?)", shape_rows
+    )

@@ -1,0 +1,225 @@
+"""What one version changed, recorded as the projector folds it, and the plain board it applies to.
+
+A *plain board* is the board's content as plain JSON values, before schema filtering:
+``{"shapes": {shape id: raw value}, "meta": {raw meta}}``. `engine.model.render` of a Doc and
+`render_plain` of the plain board of the same Doc are equal, so history can answer "the board
+at version V" from a plain checkpoint plus the per-version changes after it, without loading a
+Yjs Doc: loading a Doc costs time proportional to its tombstones (every overwritten field of a
+long-lived board), replaying changes costs time proportional to what changed.
+
+A version's `Changes` maps each touched shape id to one of:
+
+- ``None``: the shape was removed;
+- ``{"=": value}``: the shape was added (or replaced as a whole) with this value;
+- ``{"~": {field: value}, "-": [field, ...]}``: these fields were set / deleted.
+
+and ``meta`` to the whole new meta value when it changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc
+
+from engine.model import META_FIELDS, meta_map, render_shape, shapes_map
+
+PlainBoard = dict[str, Any]
+ShapeChange = dict[str, Any] | None
+
+ADDED = "added"
+CHANGED = "changed"
+REMOVED = "removed"
+
+
+def jsonable(value: Any) -> Any:
+    """`value` (from pycrdt's to_py) with anything JSON cannot carry (bytes, nested docs) dropped."""
+    to_py = getattr(value, "to_py", None)
+    if callable(to_py):
+        value = to_py()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value if _keeps(v)]
+    return None
+
+
+def _keeps(value: Any) -> bool:
+    return not isinstance(value, (bytes, bytearray, Doc))
+
+
+@dataclass(slots=True)
+class Changes:
+    """The effect of one version on shapes and meta."""
+
+    shapes: dict[str, ShapeChange] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # shape id -> added / changed / removed
+    meta: dict[str, Any] | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing a rendering shows was touched."""
+        return not self.shapes and self.meta is None
+
+    def ids(self, kind: str) -> list[str]:
+        """Shape ids touched with `kind`, sorted."""
+        return sorted(s for s, k in self.kinds.items() if k == kind)
+
+    def fields(self, shape_id: str) -> list[str]:
+        """Names of the fields of `shape_id` this version set or deleted (all fields if added)."""
+        change = self.shapes.get(shape_id)
+        if change is None:
+            return []
+        if "=" in change:
+            value = change["="]
+            return sorted(value) if isinstance(value, dict) else []
+        return sorted([*change.get("~", {}), *change.get("-", [])])
+
+    def encode(self) -> str:
+        """Compact JSON for storage."""
+        body: dict[str, Any] = {"s": self.shapes, "k": self.kinds}
+        if self.meta is not None:
+            body["m"] = self.meta
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> Changes:
+        """The inverse of `encode`."""
+        body = json.loads(text)
+        return cls(shapes=body.get("s", {}), kinds=body.get("k", {}), meta=body.get("m"))
+
+
+class ChangeRecorder:
+    """Observes a board Doc deeply and reports what each applied update changed.
+
+    Usage: `recorder.take()` after each `apply_update`. Observers only note which keys were
+    touched; values are read from the Doc afterwards, so they are the values after the update.
+    """
+
+    def __init__(self, doc: Doc[Any]) -> None:
+        self.doc = doc
+        self._shapes = shapes_map(doc)
+        self._meta = meta_map(doc)
+        self._top: dict[str, str] = {}  # shape id -> add / update / delete
+        self._fields: dict[str, set[str]] = {}
+        self._meta_touched = False
+        self._subs = [self._shapes.observe_deep(self._on_shapes), self._meta.observe_deep(self._on_meta)]
+
+    def _on_shapes(self, events: list[Any]) -> None:
+        for event in events:
+            path = list(getattr(event, "path", []))
+            if not path:
+                for key, change in getattr(event, "keys", {}).items():
+                    self._top[str(key)] = str(change.get("action", "update"))
+            elif len(path) == 1:
+                self._fields.setdefault(str(path[0]), set()).update(str(k) for k in getattr(event, "keys", {}))
+            else:  # a nested type inside a field changed: the whole field changed
+                self._fields.setdefault(str(path[0]), set()).add(str(path[1]))
+
+    def _on_meta(self, events: list[Any]) -> None:
+        self._meta_touched = True
+
+    def take(self) -> Changes:
+        """What changed since the last `take`."""
+        changes = Changes()
+        for shape_id, action in self._top.items():
+            if action == "delete":
+                changes.shapes[shape_id] = None
+                changes.kinds[shape_id] = REMOVED
+            else:
+                changes.shapes[shape_id] = {"=": jsonable(self._shapes.get(shape_id))}
+                changes.kinds[shape_id] = ADDED if action == "add" else CHANGED
+        for shape_id, names in self._fields.items():
+            if shape_id in changes.shapes or shape_id not in self._shapes:
+                continue
+            shape = self._shapes[shape_id]
+            current = getattr(shape, "get", None)
+            if current is None:
+                continue
+            set_: dict[str, Any] = {}
+            deleted: list[str] = []
+            for name in sorted(names):
+                if name in shape:
+                    set_[name] = jsonable(current(name))
+                else:
+                    deleted.append(name)
+            entry: dict[str, Any] = {"~": set_}
+            if deleted:
+                entry["-"] = deleted
+            changes.shapes[shape_id] = entry
+            changes.kinds[shape_id] = CHANGED
+        if self._meta_touched:
+            changes.meta = jsonable(self._meta) or {}
+        self._top.clear()
+        self._fields.clear()
+        self._meta_touched = False
+        return changes
+
+    def close(self) -> None:
+        """Stop observing."""
+        self._shapes.unobserve(self._subs[0])
+        self._meta.unobserve(self._subs[1])
+
+
+def plain_board(doc: Doc[Any]) -> PlainBoard:
+    """The plain board of a Doc."""
+    shapes = jsonable(shapes_map(doc))
+    meta = jsonable(meta_map(doc))
+    return {"shapes": shapes if isinstance(shapes, dict) else {}, "meta": meta if isinstance(meta, dict) else {}}
+
+
+def apply_changes(plain: PlainBoard, changes: Changes) -> None:
+    """Apply one version's changes to a plain board, in place."""
+    shapes: dict[str, Any] = plain["shapes"]
+    for shape_id, change in changes.shapes.items():
+        if change is None:
+            shapes.pop(shape_id, None)
+        elif "=" in change:
+            shapes[shape_id] = copy.deepcopy(change["="])
+        else:
+            shape = shapes.get(shape_id)
+            if not isinstance(shape, dict):
+                continue
+            shape.update(copy.deepcopy(change.get("~", {})))
+            for name in change.get("-", []):
+                shape.pop(name, None)
+    if changes.meta is not None:
+        plain["meta"] = copy.deepcopy(changes.meta)
+
+
+def render_plain(plain: PlainBoard, board_id: str, version: int) -> dict[str, Any]:
+    """The board as JSON (same as `engine.model.render` of the Doc the plain board came from)."""
+    shapes = []
+    for shape_id, value in plain["shapes"].items():
+        shape = render_shape(str(shape_id), value)
+        if shape is not None:
+            shapes.append(shape)
+    shapes.sort(key=lambda s: (str(s.get("z", "")), str(s["id"])))
+    meta = _render_meta_plain(plain.get("meta", {}))
+    return {"id": board_id, "version": version, "meta": meta, "shapes": shapes}
+
+
+def _render_meta_plain(meta: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(meta, dict):
+        for name, kinds in META_FIELDS.items():
+            if isinstance(meta.get(name), kinds):
+                out[name] = meta[name]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One version as history sees it: provenance plus what it changed."""
+
+    board: str
+    version: int
+    time: float
+    client: str
+    user: str
+    changes: Changes

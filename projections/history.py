@@ -1,0 +1,297 @@
+"""History queries: versions, the board at any version, diff, shape history, restore, fork.
+
+Everything here reads through `HistoryArchive`, the small port an archive implements (SQLite in
+embedded mode: projections.sqlite_archive; MongoDB in distributed mode). Two ways to the board
+at version V, both "nearest checkpoint <= V + what came after it, up to V":
+
+- as JSON (`render_at`, `diff`, exports, restore): the plain checkpoint and the per-version
+  changes the projector recorded (projections.changes). Cost follows what changed, not the
+  board's tombstones, so it stays fast on boards with a million updates.
+- as Yjs (`state_at`, fork): the Yjs checkpoint and the log's updates after it, applied to a Doc.
+
+Versions not projected yet (the projector lags the log by a batch) are answered from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from pycrdt import Doc, Map, merge_updates
+
+from engine.errors import BoardNotFound, VersionNotFound
+from engine.events import Event
+from engine.fold import load_doc
+from engine.model import meta_map, shapes_map
+from projections.changes import Changes, PlainBoard, apply_changes, jsonable, plain_board, render_plain
+
+#: Shapes written per local transaction when building an update (bounded: see NOTES.md).
+CHUNK = 256
+
+
+class YjsCheckpoint(Protocol):
+    """A compacted Yjs state after `version`."""
+
+    version: int
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One row of a board's version list. `summary` is None for a version not projected yet."""
+
+    version: int
+    time: float
+    client: str
+    user: str
+    summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeTouch:
+    """One version that touched a shape: how (added / changed / removed), which fields, by whom."""
+
+    version: int
+    time: float
+    client: str
+    user: str
+    kind: str
+    fields: list[str]
+
+
+class HistoryArchive(Protocol):
+    """What history needs from an archive (the event log plus the history projections)."""
+
+    async def head(self, board: str) -> int:
+        """The latest version of `board` (0 if it has none)."""
+
+    async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
+        """Archived updates with after < version <= upto, in version order."""
+
+    async def version_at(self, board: str, when: float) -> int:
+        """The last version accepted at or before `when` (0 if none)."""
+
+    async def latest(self, board: str, at_or_before: int | None = None) -> YjsCheckpoint | None:
+        """The newest Yjs checkpoint with version <= at_or_before."""
+
+    async def projected(self, board: str) -> int:
+        """The version up to which per-version history rows exist (contiguous from 1)."""
+
+    async def plain_latest(self, board: str, at_or_before: int) -> tuple[int, PlainBoard] | None:
+        """The newest plain checkpoint with version <= at_or_before, as (version, plain board)."""
+
+    async def changes(self, board: str, after: int, upto: int) -> list[tuple[int, Changes]]:
+        """Recorded changes of the versions after < v <= upto, in order."""
+
+    async def versions(self, board: str, after: int | None, before: int | None, limit: int) -> list[VersionInfo]:
+        """Projected versions: ascending after `after`, or descending below `before`."""
+
+    async def shape_history(self, board: str, shape: str, after: int, limit: int) -> list[ShapeTouch]:
+        """Versions that touched `shape`, ascending after `after`."""
+
+
+def empty_plain() -> PlainBoard:
+    """The plain board before version 1."""
+    return {"shapes": {}, "meta": {}}
+
+
+def summary_of(changes: Changes, ids_per_kind: int = 50) -> dict[str, Any]:
+    """The summary shown for one version: counts and (some of) the shape ids per kind."""
+    out: dict[str, Any] = {}
+    for kind in ("added", "changed", "removed"):
+        ids = changes.ids(kind)
+        out[kind] = len(ids)
+        out[f"{kind}_ids"] = ids[:ids_per_kind]
+    out["meta"] = changes.meta is not None
+    return out
+
+
+class BoardHistory:
+    """History queries over one archive."""
+
+    def __init__(self, archive: HistoryArchive) -> None:
+        self.archive = archive
+
+    async def resolve(self, board: str, version: int | None = None, at: float | None = None) -> int:
+        """The version a request means: `version`, the last one at or before `at`, else the latest.
+
+        Raises BoardNotFound for a board without versions, VersionNotFound outside 1..latest.
+        """
+        head = await self.archive.head(board)
+        if head == 0:
+            raise BoardNotFound(f"board {board} does not exist")
+        if at is not None:
+            found = await self.archive.version_at(board, at)
+            if found == 0:
+                raise VersionNotFound(f"board {board} has no version at or before that time")
+            return found
+        if version is None:
+            return head
+        if version < 1 or version > head:
+            raise VersionNotFound(f"board {board} has versions 1..{head}; there is no version {version}")
+        return version
+
+    async def doc_at(self, board: str, version: int) -> Doc[Any]:
+        """A Doc holding the board exactly as it was after `version` (Yjs checkpoint + the log)."""
+        checkpoint = await self.archive.latest(board, at_or_before=version)
+        base = checkpoint.version if checkpoint else 0
+        events = await self.archive.read(board, after=base, upto=version)
+        return await asyncio.to_thread(load_doc, checkpoint.state if checkpoint else None, [e.update for e in events])
+
+    async def state_at(self, board: str, version: int) -> bytes:
+        """The board after `version` as one Yjs update."""
+        doc = await self.doc_at(board, version)
+        return bytes(doc.get_update())
+
+    async def plain_at(self, board: str, version: int) -> PlainBoard:
+        """The plain board after `version` (plain checkpoint + recorded changes; the Doc if not projected)."""
+        if version == 0:
+            return empty_plain()
+        if version > await self.archive.projected(board):
+            return plain_board(await self.doc_at(board, version))
+        found = await self.archive.plain_latest(board, at_or_before=version)
+        base, plain = found if found is not None else (0, empty_plain())
+        for _v, changes in await self.archive.changes(board, after=base, upto=version):
+            apply_changes(plain, changes)
+        return plain
+
+    async def render_at(self, board: str, version: int) -> dict[str, Any]:
+        """The board as JSON (engine.model schema) after `version`."""
+        return render_plain(await self.plain_at(board, version), board, version)
+
+    async def diff(self, board: str, from_version: int, to_version: int) -> dict[str, Any]:
+        """Shapes added, removed and changed (with the fields that changed) from one version to another."""
+        before = await self.render_at(board, from_version)
+        after = await self.render_at(board, to_version)
+        return {"id": board, "from": from_version, "to": to_version, **diff_boards(before, after)}
+
+    async def versions(
+        self, board: str, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[VersionInfo]:
+        """A page of versions. Ascending from `after` (default 0), or descending below `before`."""
+        head = await self.archive.head(board)
+        if head == 0:
+            raise BoardNotFound(f"board {board} does not exist")
+        projected = await self.archive.projected(board)
+        if before is not None:
+            rows: list[VersionInfo] = []
+            if before - 1 > projected:  # the newest versions may not be projected yet
+                lo = max(projected, before - 1 - limit)
+                rows = [_unprojected(e) for e in reversed(await self.archive.read(board, after=lo, upto=before - 1))]
+            if len(rows) < limit:
+                rows += await self.archive.versions(board, None, min(before, projected + 1), limit - len(rows))
+            return rows
+        start = after or 0
+        rows = await self.archive.versions(board, start, None, limit) if start < projected else []
+        last = rows[-1].version if rows else start
+        if len(rows) < limit and last < head:
+            events = await self.archive.read(board, after=max(last, projected), limit=limit - len(rows))
+            rows += [_unprojected(e) for e in events]
+        return rows
+
+    async def shape_history(self, board: str, shape: str, after: int = 0, limit: int = 100) -> list[ShapeTouch]:
+        """Every projected version that touched `shape`, by whom, in order."""
+        if await self.archive.head(board) == 0:
+            raise BoardNotFound(f"board {board} does not exist")
+        return await self.archive.shape_history(board, shape, after, limit)
+
+
+def _unprojected(event: Event) -> VersionInfo:
+    p = event.provenance
+    return VersionInfo(event.version, p.time, p.client_id, p.user, None)
+
+
+# -- pure functions ------------------------------------------------------------------------------
+
+
+def diff_boards(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Compare two renderings: shapes added / removed (full), changed (per field {"from", "to"}), meta."""
+    old = {s["id"]: s for s in before["shapes"]}
+    new = {s["id"]: s for s in after["shapes"]}
+    changed = []
+    for shape_id in sorted(old.keys() & new.keys()):
+        fields = _field_diff(old[shape_id], new[shape_id])
+        if fields:
+            changed.append({"id": shape_id, "fields": fields})
+    return {
+        "added": [new[i] for i in sorted(new.keys() - old.keys())],
+        "removed": [old[i] for i in sorted(old.keys() - new.keys())],
+        "changed": changed,
+        "meta": _field_diff(before.get("meta", {}), after.get("meta", {})),
+    }
+
+
+def _field_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: {"from": a.get(k), "to": b.get(k)} for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def edit_update(state: bytes, edit: Callable[[Doc[Any]], list[Callable[[], object]]]) -> bytes | None:
+    """Apply local edits to a copy of `state` in bounded transactions; return them as ONE update.
+
+    `edit(doc)` returns the operations to run. The result holds only what the edits changed
+    (transaction updates, merged), never the whole delete set; None if nothing changed.
+    """
+    doc = load_doc(state)
+    updates: list[bytes] = []
+    sub = doc.observe(lambda event: updates.append(bytes(event.update)))
+    try:
+        ops = edit(doc)
+        for start in range(0, len(ops), CHUNK):
+            with doc.transaction(origin="inkstream-history"):
+                for op in ops[start : start + CHUNK]:
+                    op()
+    finally:
+        doc.unobserve(sub)
+    updates = [u for u in updates if u != b"\x00\x00"]
+    if not updates:
+        return None
+    return updates[0] if len(updates) == 1 else bytes(merge_updates(*updates))
+
+
+def restore_ops(doc: Doc[Any], target: PlainBoard) -> list[Callable[[], object]]:
+    """Operations that make `doc`'s shapes and meta equal to the plain board `target`.
+
+    Shapes added since are deleted, deleted ones are recreated (same id, same fields), changed
+    fields are set back and fields that did not exist are deleted. Other root types are untouched.
+    """
+    shapes = shapes_map(doc)
+    ops: list[Callable[[], object]] = []
+    current = jsonable(shapes) or {}
+    wanted: dict[str, Any] = target.get("shapes", {})
+    for shape_id in current.keys() - wanted.keys():
+        ops.append(partial(shapes.pop, shape_id))
+    for shape_id, value in wanted.items():
+        if shape_id not in current:
+            ops.append(partial(_put, shapes, shape_id, value))
+        elif current[shape_id] != value:
+            live = shapes[shape_id]
+            if isinstance(live, Map) and isinstance(value, dict) and isinstance(current[shape_id], dict):
+                ops.extend(_map_ops(live, current[shape_id], value))
+            else:
+                ops.append(partial(_put, shapes, shape_id, value))
+    meta = meta_map(doc)
+    current_meta = jsonable(meta) or {}
+    ops.extend(_map_ops(meta, current_meta, target.get("meta", {})))
+    return ops
+
+
+def _map_ops(live: Map[Any], current: dict[str, Any], wanted: dict[str, Any]) -> list[Callable[[], object]]:
+    ops: list[Callable[[], object]] = []
+    for key in current.keys() - wanted.keys():
+        ops.append(partial(live.pop, key))
+    for key, value in wanted.items():
+        if key not in current or current[key] != value:
+            ops.append(partial(live.__setitem__, key, value))
+    return ops
+
+
+def _put(shapes: Map[Any], shape_id: str, value: Any) -> None:
+    shapes[shape_id] = Map(value) if isinstance(value, dict) else value
+
+
+def restore_update(state: bytes, target: PlainBoard) -> bytes | None:
+    """One update that, applied to a board at `state`, makes it look like `target`; None if it already does."""
+    return edit_update(state, lambda doc: restore_ops(doc, target))
