@@ -12,17 +12,16 @@ import httpx
 import pytest
 from pycrdt import Doc, Map, XmlFragment
 
+from gateway import protocol
 from tests.adversarial.conftest import (
     OCTET,
     assert_alive,
+    close_of,
     deeply_nested_any,
     draw,
-    full_state,
     joined,
-    close_of,
     root_item_update,
 )
-from gateway import protocol
 from tests.conftest import InkstreamServer, wait_until
 
 
@@ -100,7 +99,7 @@ def test_deeply_nested_meta_value_does_not_crash_loop_the_server(inkstream_serve
         r = httpx.get(server.url + "/api/boards", timeout=10)
         return r.status_code == 200 and any(b["id"] == "later" and b["title"] == "written after" for b in r.json())
 
-    wait_until(later_listed, timeout=8, what="/api/boards to list the board written after the deep one")
+    wait_until(later_listed, timeout=5, what="/api/boards to list the board written after the deep one")
     assert_alive(server, "restart with a deeply nested meta value in the log")
 
 
@@ -178,7 +177,7 @@ def test_one_bad_board_does_not_stall_projections_of_all_boards(inkstream_server
         r = httpx.get(server.url + "/api/boards", timeout=10)
         return r.status_code == 200 and any(b["id"] == "later" and b["title"] == "after the poison" for b in r.json())
 
-    wait_until(later_projected, timeout=8, what="summary of a board written after a poisoned one")
+    wait_until(later_projected, timeout=5, what="summary of a board written after a poisoned one")
 
 
 async def test_awareness_relay_never_forwards_non_json_numbers(inkstream_server: InkstreamServer) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC210  (short blocking HTTP calls in async tests are deliberate)
 """README: "replaying the log always rebuilds exactly the live Doc"; updates are broadcast (and so visible)
 only once the log has them. An update whose dependencies are missing must not be visible before it is
 logged: otherwise GET/state/sync step 2 serve content that disappears on restart or idle unload."""

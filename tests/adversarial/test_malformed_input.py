@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC210  (short blocking HTTP calls in async tests are deliberate)
 """Malformed input on every WebSocket path: that one connection gets a 44xx code and a reason, nothing is
 logged (no traceback), nothing else is disturbed."""
 
@@ -19,7 +20,8 @@ ALLOWED_CLOSES = {4400, 4413, 1003}
 
 
 def _awareness_frame(state: bytes, client: int = 9, clock: int = 1) -> bytes:
-    body = protocol.write_uint(1) + protocol.write_uint(client) + protocol.write_uint(clock) + protocol.write_bytes(state)
+    body = protocol.write_uint(1) + protocol.write_uint(client) + protocol.write_uint(clock)
+    body += protocol.write_bytes(state)
     return bytes([protocol.MSG_AWARENESS]) + protocol.write_bytes(body)
 
 
@@ -87,7 +89,10 @@ async def test_fuzzed_frames_close_only_the_sender(inkstream_server: InkstreamSe
     bad_codes = []
     async with joined(url) as good:
         for i in range(150):
-            frame = _mutate(rnd, rnd.choice(seeds)) if i % 10 else bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 64)))
+            if i % 10:
+                frame = _mutate(rnd, rnd.choice(seeds))
+            else:
+                frame = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 64)))
             async with joined(url) as ws:
                 if frame:
                     await ws.send(frame)
@@ -121,8 +126,15 @@ async def test_fuzzed_frames_close_only_the_sender(inkstream_server: InkstreamSe
 
 @pytest.mark.parametrize(
     "state_vector",
-    [b"", b"\x01", b"\x05\x01", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", b"\x01\xff\xff\xff\xff\x0f\xff\xff\xff\xff\x0f",
-     b"\x00\x00\x00", b"\x02\x01\x01\x01\x01\x01"],
+    [
+        b"",
+        b"\x01",
+        b"\x05\x01",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+        b"\x01\xff\xff\xff\xff\x0f\xff\xff\xff\xff\x0f",
+        b"\x00\x00\x00",
+        b"\x02\x01\x01\x01\x01\x01",
+    ],
 )
 async def test_garbage_state_vectors(inkstream_server: InkstreamServer, state_vector: bytes) -> None:
     url = f"{inkstream_server.ws_url}/sv"
