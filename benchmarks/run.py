@@ -13,6 +13,7 @@ printed and written to the "Live delivery" section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -107,6 +108,8 @@ def _reference(port: int, work: Path) -> subprocess.Popen[bytes]:
 
 
 def _pycrdt_ws(port: int, work: Path) -> subprocess.Popen[bytes]:
+    if importlib.util.find_spec("pycrdt.websocket") is None:
+        raise SystemExit("the pycrdt-ws peer needs `pip install pycrdt-websocket==0.16.5` (or use --only)")
     script = ROOT / "benchmarks" / "peers" / "pycrdt_websocket_server.py"
     return subprocess.Popen(
         [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
