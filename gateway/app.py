@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from gateway import http_api
+from gateway import history_api, http_api
 from gateway.system import System
 from gateway.ws import board_socket
 
@@ -49,6 +49,7 @@ def create_app(system: System) -> Starlette:
         Route("/api/boards/{board}", http_api.get_board),
         Route("/api/boards/{board}/state", http_api.get_state),
         Route("/api/boards/{board}/updates", http_api.post_update, methods=["POST"]),
+        *history_api.routes(),
         Route("/api/cluster", http_api.cluster),
         Route("/api/route/{board}", http_api.route),
         WebSocketRoute("/ws/{board:path}", board_socket),

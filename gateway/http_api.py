@@ -12,6 +12,7 @@ from engine.board_id import validate_board_id
 from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
 from engine.model import render, summarize
 from engine.routing import preferred
+from gateway import history_api
 from gateway.errors import bad_request, error_response
 from gateway.system import System
 
@@ -74,7 +75,9 @@ async def _existing_board(system: System, board_id: str) -> Any:
 
 
 async def get_board(request: Request) -> Response:
-    """The board as JSON per the board model."""
+    """The board as JSON per the board model (as it was at ?version=V / ?at=ISO: gateway.history_api)."""
+    if history_api.is_history_request(request):
+        return await history_api.board_at(request)
     system = _system(request)
     try:
         board = await _existing_board(system, request.path_params["board"])
@@ -84,7 +87,9 @@ async def get_board(request: Request) -> Response:
 
 
 async def get_state(request: Request) -> Response:
-    """The full Yjs state as application/octet-stream."""
+    """The full Yjs state as application/octet-stream (as it was at ?version=V / ?at=ISO: gateway.history_api)."""
+    if history_api.is_history_request(request):
+        return await history_api.state_at(request)
     system = _system(request)
     try:
         board = await _existing_board(system, request.path_params["board"])

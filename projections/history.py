@@ -22,11 +22,14 @@ from typing import Any, Protocol
 
 from pycrdt import Doc, Map, merge_updates
 
-from engine.errors import BoardNotFound, VersionNotFound
+from engine.board_id import validate_board_id
+from engine.errors import BoardNotFound, InkstreamError, VersionNotFound
 from engine.events import Event
 from engine.fold import load_doc
 from engine.model import meta_map, shapes_map
+from engine.service import BoardService
 from projections.changes import Changes, PlainBoard, apply_changes, jsonable, plain_board, render_plain
+from projections.excalidraw import ImportedScene, from_scene, import_update
 
 #: Shapes written per local transaction when building an update (bounded: see NOTES.md).
 CHUNK = 256
@@ -295,3 +298,49 @@ def _put(shapes: Map[Any], shape_id: str, value: Any) -> None:
 def restore_update(state: bytes, target: PlainBoard) -> bytes | None:
     """One update that, applied to a board at `state`, makes it look like `target`; None if it already does."""
     return edit_update(state, lambda doc: restore_ops(doc, target))
+
+
+# -- commands: they append through the BoardService, so connected clients see them live ----------
+
+
+class BoardExists(InkstreamError):
+    """A fork target id that already has versions."""
+
+    reason = "board_exists"
+
+
+async def restore(service: BoardService, history: BoardHistory, board: str, version: int, user: str) -> Event | None:
+    """Append ONE update that makes `board` look like `version` again; None if it already does."""
+    target = await history.plain_at(board, version)
+    live = await service.open(board)
+    update = await asyncio.to_thread(restore_update, live.state(), target)
+    if update is None:
+        return None
+    return await service.submit(board, update, client_id=f"restore:{version}", user=user)
+
+
+async def fork(
+    service: BoardService, history: BoardHistory, board: str, version: int, new_id: str, user: str
+) -> Event | None:
+    """Start board `new_id` with the state of `board` at `version` as its first update."""
+    validate_board_id(new_id)
+    async with _FORKS:  # one fork at a time per process: the exists-check and the first append are one step
+        if service.loaded_board(new_id) is not None or await service.log.head(new_id) > 0:
+            raise BoardExists(f"board {new_id} already exists")
+        state = await history.state_at(board, version)
+        return await service.submit(new_id, state, client_id=f"fork:{board}@{version}", user=user)
+
+
+async def import_scene(service: BoardService, board: str, scene: Any, user: str) -> tuple[Event | None, ImportedScene]:
+    """Add an Excalidraw scene's shapes to `board` as one update; report what was skipped."""
+    imported = from_scene(scene)
+    if not imported.shapes:
+        return None, imported
+    live = await service.open(validate_board_id(board))
+    update = await asyncio.to_thread(import_update, live.state(), imported, user)
+    if update is None:
+        return None, imported
+    return await service.submit(board, update, client_id="import:excalidraw", user=user), imported
+
+
+_FORKS = asyncio.Lock()

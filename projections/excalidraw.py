@@ -1,0 +1,323 @@
+"""Excalidraw scenes (.excalidraw JSON, "type": "excalidraw", version 2) to and from board shapes.
+
+The mapping mirrors the web app's (gateway/web/src/excalidraw.js): rectangle -> rect, ellipse ->
+ellipse, diamond -> a closed line, line / arrow -> line / arrow, freedraw -> stroke, text -> text.
+Other element types are skipped and reported. Stacking keys (`z`) follow the web app's fractional
+indexing (base-62 keys that sort as plain strings).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from engine.model import render_shapes, shapes_map
+
+SUPPORTED = frozenset({"rectangle", "ellipse", "diamond", "line", "arrow", "freedraw", "text"})
+DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+LINE_HEIGHT = 1.25
+
+
+class InvalidScene(ValueError):
+    """The body is not an Excalidraw scene."""
+
+
+@dataclass(slots=True)
+class ImportedScene:
+    """Shapes (plain field dicts without id/z/createdBy/createdAt) and what was skipped."""
+
+    shapes: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    deleted: int = 0
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def _r(value: float) -> float:
+    return round(value * 100) / 100
+
+
+def _color(value: Any, fallback: str) -> str:
+    return value if isinstance(value, str) and value else fallback
+
+
+def _flat_points(points: Any) -> list[float]:
+    out: list[float] = []
+    if isinstance(points, list):
+        for p in points:
+            if isinstance(p, list) and len(p) >= 2:
+                x, y = _num(p[0], math.nan), _num(p[1], math.nan)
+                if math.isfinite(x) and math.isfinite(y):
+                    out += [_r(x), _r(y)]
+    return out or [0.0, 0.0]
+
+
+def _extent(points: list[float]) -> tuple[float, float]:
+    xs, ys = points[0::2], points[1::2]
+    return max(xs) - min(xs), max(ys) - min(ys)
+
+
+def from_scene(scene: Any) -> ImportedScene:
+    """Shapes of an Excalidraw scene; raises InvalidScene if it is not one."""
+    if not isinstance(scene, dict) or not isinstance(scene.get("elements"), list):
+        raise InvalidScene('not an Excalidraw scene: expected a JSON object with an "elements" array')
+    out = ImportedScene()
+    for el in scene["elements"]:
+        if not isinstance(el, dict):
+            out.skipped["invalid"] = out.skipped.get("invalid", 0) + 1
+            continue
+        if el.get("isDeleted"):
+            out.deleted += 1
+            continue
+        kind = el.get("type")
+        if kind not in SUPPORTED:
+            name = kind if isinstance(kind, str) and kind else "unknown"
+            out.skipped[name] = out.skipped.get(name, 0) + 1
+            continue
+        w, h = abs(_num(el.get("width"))), abs(_num(el.get("height")))
+        base: dict[str, Any] = {
+            "x": _r(_num(el.get("x"))),
+            "y": _r(_num(el.get("y"))),
+            "w": _r(w),
+            "h": _r(h),
+            "rotation": _num(el.get("angle")),
+            "stroke": _color(el.get("strokeColor"), "#1e1e1e"),
+            "fill": _color(el.get("backgroundColor"), "transparent"),
+            "width": _num(el.get("strokeWidth"), 2.0) or 2.0,
+            "opacity": max(0.0, min(1.0, _num(el.get("opacity"), 100.0) / 100)),
+        }
+        if kind == "rectangle":
+            out.shapes.append({**base, "type": "rect"})
+        elif kind == "ellipse":
+            out.shapes.append({**base, "type": "ellipse"})
+        elif kind == "diamond":
+            pts = [_r(w / 2), 0.0, _r(w), _r(h / 2), _r(w / 2), _r(h), 0.0, _r(h / 2), _r(w / 2), 0.0]
+            out.shapes.append({**base, "type": "line", "points": pts})
+        elif kind in ("line", "arrow", "freedraw"):
+            points = _flat_points(el.get("points"))
+            shape_type = "stroke" if kind == "freedraw" else kind
+            if kind == "arrow":
+                end = el.get("endArrowhead", "arrow")
+                start = el.get("startArrowhead")
+                if not end and start:  # only a start head: reverse so the head is at our end
+                    pairs = [points[i : i + 2] for i in range(0, len(points), 2)][::-1]
+                    points = [c for p in pairs for c in p]
+                elif not end and not start:
+                    shape_type = "line"
+            ew, eh = _extent(points)
+            fill = base["fill"] if kind == "line" else "transparent"
+            out.shapes.append({**base, "type": shape_type, "points": points, "w": _r(ew), "h": _r(eh), "fill": fill})
+        else:  # text
+            text = el.get("originalText") if isinstance(el.get("originalText"), str) else el.get("text")
+            if not isinstance(text, str) or not text.strip():
+                continue
+            font = _num(el.get("fontSize"), 20.0) or 20.0
+            lines = text.split("\n")
+            tw = max(_r(w), _r(max(len(line) for line in lines) * font * 0.6))
+            th = max(_r(h), _r(len(lines) * font * LINE_HEIGHT))
+            out.shapes.append(
+                {**base, "type": "text", "text": text, "font": font, "fill": "transparent", "w": tw, "h": th}
+            )
+    return out
+
+
+def _seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def _element(s: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        "id": s.get("id") or secrets.token_urlsafe(12),
+        "type": kind,
+        "x": s.get("x", 0),
+        "y": s.get("y", 0),
+        "width": s.get("w", 0),
+        "height": s.get("h", 0),
+        "angle": s.get("rotation", 0),
+        "strokeColor": s.get("stroke", "#1e1e2e"),
+        "backgroundColor": s.get("fill", "transparent"),
+        "fillStyle": "solid",
+        "strokeWidth": s.get("width", 2),
+        "strokeStyle": "solid",
+        "roughness": 0,
+        "opacity": round(float(s.get("opacity", 1)) * 100),
+        "groupIds": [],
+        "frameId": None,
+        "roundness": {"type": 3} if kind == "rectangle" else None,
+        "seed": _seed(),
+        "version": 1,
+        "versionNonce": _seed(),
+        "isDeleted": False,
+        "boundElements": None,
+        "updated": int(time.time() * 1000),
+        "link": None,
+        "locked": False,
+    }
+
+
+def _text(
+    s: dict[str, Any], text: str, x: float, y: float, w: float, h: float, container: str | None
+) -> dict[str, Any]:
+    el = _element({**s, "x": x, "y": y, "w": w, "h": h, "fill": "transparent"}, "text")
+    el.update(
+        text=text,
+        originalText=text,
+        fontSize=s.get("font", 20),
+        fontFamily=2,
+        textAlign="left",
+        verticalAlign="top",
+        containerId=container,
+        lineHeight=LINE_HEIGHT,
+        autoResize=True,
+    )
+    return el
+
+
+def to_scene(shapes: list[dict[str, Any]]) -> dict[str, Any]:
+    """An Excalidraw scene of rendered shapes (engine.model.render_shapes order)."""
+    elements: list[dict[str, Any]] = []
+    for s in shapes:
+        kind = s.get("type")
+        if kind == "rect":
+            elements.append(_element(s, "rectangle"))
+        elif kind == "ellipse":
+            elements.append(_element(s, "ellipse"))
+        elif kind == "image":
+            elements.append(_element({**s, "fill": "#e9ecef"}, "rectangle"))
+        elif kind in ("line", "arrow", "stroke"):
+            points = s.get("points") or [0, 0]
+            pairs = [[points[i], points[i + 1]] for i in range(0, len(points) - 1, 2)]
+            el = _element(s, "freedraw" if kind == "stroke" else str(kind))
+            el.update(points=pairs, lastCommittedPoint=None)
+            if kind == "stroke":
+                el.update(pressures=[], simulatePressure=True, backgroundColor="transparent")
+            else:
+                el.update(startBinding=None, endBinding=None, startArrowhead=None)
+                el["endArrowhead"] = "arrow" if kind == "arrow" else None
+            elements.append(el)
+        elif kind == "text":
+            elements.append(
+                _text(s, s.get("text", ""), s.get("x", 0), s.get("y", 0), s.get("w", 0), s.get("h", 0), None)
+            )
+        elif kind == "sticky":
+            fill = s.get("fill", "transparent")
+            rect = _element(
+                {**s, "fill": "#fff3bf" if fill == "transparent" else fill, "width": 1, "stroke": "transparent"},
+                "rectangle",
+            )
+            elements.append(rect)
+            if s.get("text"):
+                x, y, w, h = s.get("x", 0), s.get("y", 0), s.get("w", 0), s.get("h", 0)
+                t = _text(s, s["text"], x + 14, y + 14, max(1, w - 28), max(1, h - 28), rect["id"])
+                rect["boundElements"] = [{"type": "text", "id": t["id"]}]
+                elements.append(t)
+    return {
+        "type": "excalidraw",
+        "version": 2,
+        "source": "inkstream",
+        "elements": elements,
+        "appState": {"viewBackgroundColor": "#ffffff", "gridSize": None},
+        "files": {},
+    }
+
+
+# -- stacking keys (fractional indexing, as the web app's zindex.js) --------------------------------
+
+
+def _int_length(head: str) -> int:
+    if "a" <= head <= "z":
+        return ord(head) - ord("a") + 2
+    if "A" <= head <= "Z":
+        return ord("Z") - ord(head) + 2
+    raise ValueError(f"invalid order key head {head!r}")
+
+
+def _increment_int(x: str) -> str | None:
+    head, digs = x[0], list(x[1:])
+    carry = True
+    i = len(digs) - 1
+    while carry and i >= 0:
+        d = DIGITS.index(digs[i]) + 1
+        if d == len(DIGITS):
+            digs[i] = "0"
+        else:
+            digs[i] = DIGITS[d]
+            carry = False
+        i -= 1
+    if carry:
+        if head == "Z":
+            return "a0"
+        if head == "z":
+            return None
+        h = chr(ord(head) + 1)
+        if h > "a":
+            digs.append("0")
+        else:
+            digs.pop()
+        return h + "".join(digs)
+    return head + "".join(digs)
+
+
+def _midpoint_after(a: str) -> str:
+    da = DIGITS.index(a[0]) if a else 0
+    if len(DIGITS) - da > 1:
+        return DIGITS[int(0.5 * (da + len(DIGITS)) + 0.5)]
+    return DIGITS[da] + _midpoint_after(a[1:])
+
+
+def key_after(key: str | None) -> str:
+    """A stacking key that sorts after `key` (the first key if None)."""
+    if not key:
+        return "a0"
+    try:
+        n = _int_length(key[0])
+        if n > len(key) or any(c not in DIGITS for c in key):
+            raise ValueError(key)
+        integer, fraction = key[:n], key[n:]
+        bumped = _increment_int(integer)
+        return bumped if bumped is not None else integer + _midpoint_after(fraction)
+    except ValueError:
+        return key + "V"  # not a fractional index: still sorts after it as a plain string
+
+
+def keys_after(key: str | None, count: int) -> list[str]:
+    """`count` increasing stacking keys after `key`."""
+    out: list[str] = []
+    for _ in range(count):
+        key = key_after(key)
+        out.append(key)
+    return out
+
+
+def new_shape_id() -> str:
+    """A random shape id (URL-safe)."""
+    return secrets.token_urlsafe(12)
+
+
+def import_update(state: bytes, imported: ImportedScene, user: str) -> bytes | None:
+    """One update adding the imported shapes on top of a board at `state` (new ids, stacked above)."""
+    from projections.history import edit_update  # history imports this module
+
+    def ops(doc: Doc[Any]) -> list[Callable[[], object]]:
+        existing = render_shapes(doc)
+        top = str(existing[-1].get("z", "")) if existing else None
+        shapes = shapes_map(doc)
+        now = float(int(time.time() * 1000))
+        out: list[Callable[[], object]] = []
+        for fields, z in zip(imported.shapes, keys_after(top, len(imported.shapes)), strict=True):
+            value = {**fields, "z": z, "createdBy": user, "createdAt": now}
+            out.append(partial(shapes.__setitem__, new_shape_id(), Map(value)))
+        return out
+
+    return edit_update(state, ops)
