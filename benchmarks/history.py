@@ -55,7 +55,8 @@ class Writer:
         self.shapes: Map[Any] = self.doc.get("shapes", type=Map)
         self.rng = rng
         self.updates: list[bytes] = []
-        self.doc.observe(lambda e: self.updates.append(bytes(e.update)))
+        # The subscription holds a Python callback from Rust: unobserve in close() or the Doc leaks.
+        self._sub = self.doc.observe(lambda e: self.updates.append(bytes(e.update)))
         self.ids = list(self.shapes.keys())
         self.next_id = 0
 
@@ -93,6 +94,9 @@ class Writer:
                 shape["x"] = self.rng.random() * 1000
                 shape["y"] = self.rng.random() * 1000
 
+    def close(self) -> None:
+        self.doc.unobserve(self._sub)
+
     def take(self) -> list[bytes]:
         out, self.updates = self.updates, []
         return out
@@ -122,6 +126,7 @@ async def build(log: SqliteEventLog, board: str, total: int, shapes: int, seed: 
         await append_all(log, board, batch, f"user{written // 10_000 % 7}")
         written += len(batch)
         state = bytes(writer.doc.get_update())
+        writer.close()
         if written % 100_000 < 10_000:
             print(f"  wrote {written:,} updates ({time.perf_counter() - started:.0f} s)", flush=True)
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from gateway import history_cli
 from gateway.settings import Settings
 
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _projector_parser(sub)
     _distributed_parsers(sub)
+    history_cli.add_parsers(sub)
     return parser
 
 
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "projector":
         return projector(args)
+    if args.command in history_cli.COMMANDS:
+        return history_cli.main(args)
     if args.command in ("gateway", "processor", "cluster"):
         from gateway import cluster
 

@@ -38,8 +38,13 @@ CHUNK = 256
 class YjsCheckpoint(Protocol):
     """A compacted Yjs state after `version`."""
 
-    version: int
-    state: bytes
+    @property
+    def version(self) -> int:
+        """The version the state includes."""
+
+    @property
+    def state(self) -> bytes:
+        """The state as one Yjs update."""
 
 
 @dataclass(frozen=True, slots=True)
