@@ -71,13 +71,17 @@ def decode_provenance(
     headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None, fallback_time: float
 ) -> Provenance:
     """Provenance from record headers; missing fields fall back to the record time / "anonymous"."""
-    found = _header_map(headers)
+    return provenance_from_map(_header_map(headers), fallback_time)
+
+
+def provenance_from_map(found: Mapping[str, bytes | None], fallback_time: float) -> Provenance:
+    """`decode_provenance` for headers already in a dict (name -> value; a None value counts as missing)."""
     try:
-        when = float(found[HEADER_TIME].decode("ascii"))
-    except (KeyError, ValueError, UnicodeDecodeError):
+        when = float(found[HEADER_TIME].decode("ascii"))  # type: ignore[union-attr]
+    except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
         when = fallback_time
-    client = found.get(HEADER_CLIENT, b"").decode("utf-8", "replace")
-    user = found.get(HEADER_USER, b"").decode("utf-8", "replace") or ANONYMOUS
+    client = (found.get(HEADER_CLIENT) or b"").decode("utf-8", "replace")
+    user = (found.get(HEADER_USER) or b"").decode("utf-8", "replace") or ANONYMOUS
     return Provenance(time=when, client_id=client, user=user)
 
 

@@ -47,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("processor", help="fold the updates topic into the Redis views (faust worker)")
     p.add_argument("--group", help="consumer group (default inkstream-views.<topic>)")
     p.add_argument("--instance-id", help="static group membership id: a restart rejoins without a rebalance wait")
-    p.add_argument("--batch", type=int, default=2000, help="records per fold batch (default 2000)")
+    p.add_argument("--batch", type=int, default=10_000, help="records per fetch and fold (default 10000)")
     _servers(p)
 
     c = sub.add_parser("cluster", help="run N gateways, a processor and a projector as child processes")

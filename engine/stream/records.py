@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass
 
 from engine.events import Provenance
-from engine.wire import Headers, MalformedRecord, decode_key, decode_provenance
+from engine.wire import Headers, MalformedRecord, decode_key, provenance_from_map
 from engine.wire import encode_headers as encode_wire_headers
 
 HEADER_GATEWAY = "inkstream-gateway"
@@ -56,13 +56,13 @@ def decode_record(
         board = decode_key(key)
     except MalformedRecord:
         return None
-    found = dict(headers or ())
+    found: dict[str, bytes | None] = dict(headers or ())  # one dict for every header (the fold's hot path)
     gateway = found.get(HEADER_GATEWAY)
     return Record(
         partition,
         offset,
         board,
         value or b"",
-        decode_provenance(headers, fallback_time=(timestamp_ms or 0) / 1000),
+        provenance_from_map(found, fallback_time=(timestamp_ms or 0) / 1000),
         gateway.decode(errors="replace") if gateway else None,
     )
