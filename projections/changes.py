@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Array, Doc, Map, Text
 
 from engine.model import META_FIELDS, meta_map, render_shape, shapes_map
 
@@ -36,12 +36,19 @@ REMOVED = "removed"
 
 
 def jsonable(value: Any) -> Any:
-    """`value` (from pycrdt's to_py) with anything JSON cannot carry (bytes, nested docs) dropped."""
-    to_py = getattr(value, "to_py", None)
-    if callable(to_py):
-        value = to_py()
+    """`value` as plain JSON, dropping what JSON cannot carry (bytes, subdocs, XML types).
+
+    Walks shared types itself rather than calling `to_py`, which raises on an XML type anywhere
+    inside: a hostile client must not be able to stop history (or the projector) for a board.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, Map):
+        return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
+    if isinstance(value, Array):
+        return [jsonable(v) for v in value if _keeps(v)]
+    if isinstance(value, Text):
+        return str(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
     if isinstance(value, (list, tuple)):
@@ -50,7 +57,9 @@ def jsonable(value: Any) -> Any:
 
 
 def _keeps(value: Any) -> bool:
-    return not isinstance(value, (bytes, bytearray, Doc))
+    if value is None or isinstance(value, (bool, int, float, str, dict, list, tuple, Map, Array, Text)):
+        return True
+    return False
 
 
 @dataclass(slots=True)
@@ -171,6 +180,12 @@ def plain_board(doc: Doc[Any]) -> PlainBoard:
     shapes = jsonable(shapes_map(doc))
     meta = jsonable(meta_map(doc))
     return {"shapes": shapes if isinstance(shapes, dict) else {}, "meta": meta if isinstance(meta, dict) else {}}
+
+
+def summary(doc: Doc[Any]) -> tuple[str, int]:
+    """(title, shape count) of a board, never raising on hostile content (unlike to_py)."""
+    meta = _render_meta_plain(jsonable(meta_map(doc)))
+    return str(meta.get("title", "")), len(shapes_map(doc))
 
 
 def apply_changes(plain: PlainBoard, changes: Changes) -> None:

@@ -31,8 +31,8 @@ from pycrdt import Doc
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
 from engine.fold import apply_update, load_doc
-from engine.model import summarize
 from projections.changes import ChangeRecorder, VersionRecord, plain_board
+from projections.changes import summary as safe_summary
 from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class LocalProjector:
             folded.plain_due = True
 
     def _summary(self, board: str, folded: _Folded) -> BoardSummary:
-        title, shapes = summarize(folded.doc)
+        title, shapes = safe_summary(folded.doc)  # engine.model.summarize raises on XML types in meta
         return BoardSummary(board, folded.version, folded.updated, title, shapes)
 
     async def _checkpoint_quiet(self) -> None:

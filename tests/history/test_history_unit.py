@@ -242,3 +242,24 @@ def test_nested_values_survive_plain_rendering() -> None:
     from projections.changes import plain_board, render_plain
 
     assert render_plain(plain_board(doc), "b", 1) == render(doc, "b", 1)
+
+
+async def test_hostile_content_does_not_stop_history(archive: tuple[SqliteEventLog, SqliteProjectionStore]) -> None:
+    from pycrdt import XmlFragment
+
+    log, store = archive
+    r = Recorded()
+    with r.doc.transaction():
+        r.doc.get("meta", type=Map)["junk"] = XmlFragment()
+    add_shape(r.doc, "a")
+    with r.doc.transaction():
+        shapes(r.doc)["a"]["x"] = XmlFragment()  # to_py() raises on this; history must not
+    for u in r.updates:
+        await log.append("b", u, Provenance(time.time(), "c", "u"))
+    await _project(log, store, every=1)
+    history = BoardHistory(SqliteArchive(log, store))
+    assert await history.archive.projected("b") == 3
+    assert (await history.render_at("b", 3))["shapes"] == [
+        {"id": "a", "type": "rect", "y": 0.0, "w": 10.0, "h": 10.0, "z": "a0"}
+    ]
+    assert (await store.summaries())["b"].shapes == 1
