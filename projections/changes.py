@@ -43,6 +43,11 @@ def jsonable(value: Any) -> Any:
     """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, (Map, Array)):
+        try:
+            return jsonable(value.to_py())  # fast (Rust); raises on XML types inside
+        except ValueError:
+            pass
     if isinstance(value, Map):
         return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
     if isinstance(value, Array):
@@ -103,11 +108,16 @@ class Changes:
         return cls(shapes=body.get("s", {}), kinds=body.get("k", {}), meta=body.get("m"))
 
 
+_DELETED = object()
+_READ = object()
+
+
 class ChangeRecorder:
     """Observes a board Doc deeply and reports what each applied update changed.
 
-    Usage: `recorder.take()` after each `apply_update`. Observers only note which keys were
-    touched; values are read from the Doc afterwards, so they are the values after the update.
+    Usage: `recorder.take()` after each `apply_update`. Plain field values come from the events
+    (observers run after the transaction, so they are final); shapes added whole and nested
+    types are read from the Doc in `take`, which is slower through pycrdt's Python layer.
     """
 
     def __init__(self, doc: Doc[Any]) -> None:
@@ -115,7 +125,7 @@ class ChangeRecorder:
         self._shapes = shapes_map(doc)
         self._meta = meta_map(doc)
         self._top: dict[str, str] = {}  # shape id -> add / update / delete
-        self._fields: dict[str, set[str]] = {}
+        self._fields: dict[str, dict[str, Any]] = {}  # shape id -> field -> new value / _DELETED / _READ
         self._meta_touched = False
         self._subs = [self._shapes.observe_deep(self._on_shapes), self._meta.observe_deep(self._on_meta)]
 
@@ -126,9 +136,16 @@ class ChangeRecorder:
                 for key, change in getattr(event, "keys", {}).items():
                     self._top[str(key)] = str(change.get("action", "update"))
             elif len(path) == 1:
-                self._fields.setdefault(str(path[0]), set()).update(str(k) for k in getattr(event, "keys", {}))
+                fields = self._fields.setdefault(str(path[0]), {})
+                for key, change in getattr(event, "keys", {}).items():
+                    if change.get("action") == "delete":
+                        fields[str(key)] = _DELETED
+                    else:
+                        value = change.get("newValue")
+                        plain = value is None or isinstance(value, (bool, int, float, str, dict, list))
+                        fields[str(key)] = value if plain else _READ
             else:  # a nested type inside a field changed: the whole field changed
-                self._fields.setdefault(str(path[0]), set()).add(str(path[1]))
+                self._fields.setdefault(str(path[0]), {})[str(path[1])] = _READ
 
     def _on_meta(self, events: list[Any]) -> None:
         self._meta_touched = True
@@ -144,19 +161,21 @@ class ChangeRecorder:
                 changes.shapes[shape_id] = {"=": jsonable(self._shapes.get(shape_id))}
                 changes.kinds[shape_id] = ADDED if action == "add" else CHANGED
         for shape_id, names in self._fields.items():
-            if shape_id in changes.shapes or shape_id not in self._shapes:
-                continue
-            shape = self._shapes[shape_id]
-            current = getattr(shape, "get", None)
-            if current is None:
+            if shape_id in changes.shapes:
                 continue
             set_: dict[str, Any] = {}
             deleted: list[str] = []
-            for name in sorted(names):
-                if name in shape:
-                    set_[name] = jsonable(current(name))
-                else:
+            for name, value in sorted(names.items()):
+                if value is _DELETED:
                     deleted.append(name)
+                elif value is _READ:
+                    shape = self._shapes.get(shape_id)
+                    if isinstance(shape, Map) and name in shape:
+                        set_[name] = jsonable(shape[name])
+                    else:
+                        deleted.append(name)
+                else:
+                    set_[name] = jsonable(value)
             entry: dict[str, Any] = {"~": set_}
             if deleted:
                 entry["-"] = deleted
