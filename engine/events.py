@@ -16,6 +16,10 @@ class Provenance:
     user: str = ANONYMOUS  # display name from the connection, "anonymous" if none
 
 
+#: The version of an accepted Event whose version the log has not assigned yet (EventLog.append).
+VERSION_PENDING = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One accepted update of one board. Versions are dense integers from 1 in log order."""

@@ -24,8 +24,15 @@ class EventLog(Protocol):
     async def close(self) -> None:
         """Flush what is pending and release resources."""
 
-    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
-        """Durably append one update; return it with its version. Only then is it accepted."""
+    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
+        """Durably append one update; return it with its version. Only then is it accepted.
+
+        With `wait_for_version=False` it returns as soon as the update is durable (accepted), and the
+        Event's version is VERSION_PENDING (0) if the log assigns versions later: the distributed log
+        learns it when the view processor folds the record (the live WebSocket path broadcasts at
+        the broker's ack and learns the version from the fan-out). A log that knows the version when
+        it commits (SQLite) returns it either way.
+        """
 
     async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
         """Events of `board` with after < version <= upto, in version order, at most `limit`."""

@@ -178,18 +178,27 @@ class BoardService:
     async def submit(
         self, board_id: str, update: bytes, client_id: str, user: str | None = None, origin: object | None = None
     ) -> Event | None:
-        """Validate, apply and durably log `update`; return its Event, or None if it changed nothing."""
+        """Validate, apply and durably log `update`; return its Event with its version, None if it changed nothing."""
         slot = await self._slot(board_id)
-        future = self.submit_loaded(slot.board, update, client_id, user, origin)
+        future = self.submit_loaded(slot.board, update, client_id, user, origin, wait_for_version=True)
         return await future
 
     def submit_loaded(
-        self, board: LiveBoard, update: bytes, client_id: str, user: str | None = None, origin: object | None = None
+        self,
+        board: LiveBoard,
+        update: bytes,
+        client_id: str,
+        user: str | None = None,
+        origin: object | None = None,
+        wait_for_version: bool = False,
     ) -> asyncio.Future[Event | None]:
         """Like `submit` for a board already open; validation errors raise here, synchronously.
 
-        The returned future resolves once the log has the update. Callers may keep several in flight:
-        their log order is the order of these calls.
+        The returned future resolves once the log has the update (accepted), and listeners hear of it
+        then. This is the live path: by default it does not wait for the version, which a
+        distributed log assigns later (the Event then carries VERSION_PENDING and the board learns
+        the version when its own update comes back through the fan-out, a no-op there). Callers may
+        keep several in flight: their log order is the order of these calls.
         """
         slot = self._slots.get(board.board_id)
         if slot is None or slot.board is not board:
@@ -204,7 +213,9 @@ class BoardService:
         slot.last_active = time.monotonic()
         provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
         started = time.perf_counter()
-        append = asyncio.ensure_future(self.log.append(board.board_id, delta, provenance))
+        append = asyncio.ensure_future(
+            self.log.append(board.board_id, delta, provenance, wait_for_version=wait_for_version)
+        )
         append.add_done_callback(lambda done: self._appended(slot, done, result, origin, started))
         return result
 

@@ -1,14 +1,16 @@
 """The distributed event log: Kafka for appends, the Redis views for reads.
 
 Append: produce to the topic (key = board id, idempotent producer, acks=all, provenance and trace
-context in headers). The broker's ack makes the update durable; its version is assigned by the
-view processor as it folds (versions are dense per board in partition order, see
-engine.stream.records), so `append` then waits until the processor has folded that record and
-returns the Event with its version. The processor tells this gateway on its own pub/sub channel;
-if a message is missed (a Redis blip, a processor restart that refolds without re-announcing), a
-sweeper finds the version in the board's view. The wait is bounded (`fold_timeout`): past it the
-append fails with StorageUnavailable (HTTP 503) — the record is still in the log and will be
-folded; the client's retry is harmless because CRDT updates are idempotent.
+context in headers). The broker's ack makes the update durable (accepted); its version is assigned
+by the view processor as it folds (versions are dense per board in partition order, see
+engine.stream.records). The live WebSocket path returns at the ack (`wait_for_version=False`) and
+learns the version when the update comes back on the board's Redis stream; otherwise `append`
+waits until the processor has folded that record and returns the Event with its version. The
+processor tells this gateway on its own pub/sub channel; if a message is missed (a Redis blip, a
+processor restart that refolds without re-announcing), a sweeper finds the version in the board's
+view. The wait is bounded (`fold_timeout`): past it the append fails with StorageUnavailable
+(HTTP 503) -- the record is still in the log and will be folded; the client's retry is harmless
+because CRDT updates are idempotent.
 
 Reads by version come from the board's Redis stream and, for versions older than the stream
 keeps, from an archive (the MongoDB projector's update archive) if one is configured.
@@ -34,7 +36,7 @@ from redis.exceptions import RedisError
 
 from engine.adapters.redis_view import RedisViews
 from engine.errors import StorageUnavailable, VersionNotFound
-from engine.events import BoardHead, Event, Provenance
+from engine.events import VERSION_PENDING, BoardHead, Event, Provenance
 from engine.stream.records import encode_headers
 from engine.stream.topic import ensure_topic
 
@@ -173,15 +175,22 @@ class KafkaEventLog:
 
     # -- append ----------------------------------------------------------------------------------
 
-    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
-        """Produce the update; once the broker acked it and the processor folded it, return its Event."""
+    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
+        """Produce the update; once the broker acked it and the processor folded it, return its Event.
+
+        With `wait_for_version=False`, return at the broker's ack (the update is accepted then) with
+        version VERSION_PENDING; the record then names no waiting gateway, so the processor sends no
+        fold report for it.
+        """
         if self._producer is None:
             raise StorageUnavailable("the event log is not open")
-        headers = encode_headers(provenance, self.gateway)
+        headers = encode_headers(provenance, self.gateway if wait_for_version else None)
         try:
             sent = await self._producer.send_and_wait(self.topic, update, key=board.encode(), headers=headers)
         except KafkaError as exc:
             raise StorageUnavailable(f"Kafka did not accept the update: {exc}") from exc
+        if not wait_for_version:
+            return Event(board, VERSION_PENDING, update, provenance)
         key = (sent.partition, sent.offset)
         version = self._early.pop(key, None)
         if version is None:

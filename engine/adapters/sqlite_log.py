@@ -105,8 +105,8 @@ class SqliteEventLog:
         """Call `listener(last_seq)` (from the writer thread) after every commit."""
         self._listeners.append(listener)
 
-    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
-        """Queue the update for the next group commit and wait until it is durable."""
+    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
+        """Queue the update for the next group commit and wait until it is durable (its version is known then)."""
         if self._thread is None:
             raise StorageUnavailable("the event log is not open")
         loop = asyncio.get_running_loop()

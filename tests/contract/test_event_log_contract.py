@@ -1,7 +1,8 @@
 """One contract for the EventLog port, run against the embedded (SQLite) and the distributed (Kafka) adapter.
 
 The Kafka adapter is the gateway's view of the log: appends go to a real broker and return once
-a real `inkstream processor` has folded them into the Redis view (which assigns the version).
+a real `inkstream processor` has folded them into the Redis view (which assigns the version), or,
+with `wait_for_version=False` (the live WebSocket path), at the broker's ack.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 
 from engine.adapters.kafka_log import KafkaEventLog
 from engine.adapters.sqlite_log import SqliteEventLog
-from engine.events import Provenance
+from engine.events import VERSION_PENDING, Provenance
 from tests.integration.dist_kit import Cluster, unique
 
 Factory = Callable[[], Awaitable[Any]]
@@ -151,6 +152,21 @@ async def test_accepted_appends_survive_reopening(open_log: Factory) -> None:
     assert await reopened.head(board) == 5
     event = await reopened.append(board, update("k", 5), prov(5))
     assert event.version == 6
+
+
+async def test_append_without_waiting_for_the_version_is_accepted_in_order(open_log: Factory) -> None:
+    log = await open_log()
+    board = unique("w")
+    sent = [update("k", i) for i in range(5)]
+    quick = await asyncio.gather(*(log.append(board, u, prov(i), wait_for_version=False) for i, u in enumerate(sent)))
+    # Known at commit (SQLite) or assigned later by the fold (Kafka): never a wrong version.
+    assert [e.version for e in quick] in ([1, 2, 3, 4, 5], [VERSION_PENDING] * 5)
+    assert [e.update for e in quick] == sent and quick[2].provenance == prov(2)
+    last = await log.append(board, update("k", 5), prov(5))  # waits: everything before it has a version too
+    assert last.version == 6
+    read = await log.read(board)
+    assert [e.version for e in read] == list(range(1, 7))
+    assert [e.update for e in read[:5]] == sent
 
 
 async def test_writable_when_open(open_log: Factory) -> None:

@@ -122,7 +122,7 @@ class FailingLog:
     def __init__(self, real: SqliteEventLog) -> None:
         self.real = real
 
-    async def append(self, board: str, update: bytes, provenance: Provenance) -> Event:
+    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
         raise StorageUnavailable("disk full")
 
     def __getattr__(self, name: str) -> Any:

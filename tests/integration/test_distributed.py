@@ -58,6 +58,45 @@ async def start(cluster: Cluster, gateways: int = 2) -> list[Proc]:
     return procs
 
 
+async def test_local_broadcast_happens_at_the_broker_ack_not_the_fold(cluster: Cluster) -> None:
+    """With no processor running, clients of one gateway still see each other's updates live (accepted
+    at the broker's ack); the version comes once a processor folds them, and the update coming back
+    through the fan-out changes nothing."""
+    processor = cluster.processor()
+    g1, g2 = cluster.gateway("g1"), cluster.gateway("g2")
+    await cluster.wait_ready(g1, g2)
+    board = unique("ack")
+    async with (
+        YWebsocketClient(f"{g1.ws_url}/{board}") as a,
+        YWebsocketClient(f"{g1.ws_url}/{board}") as b,
+        YWebsocketClient(f"{g2.ws_url}/{board}") as c,
+    ):
+        for client in (a, b, c):
+            await client.wait_synced()
+        processor.kill9()
+        a.doc.get("kv", type=Map)["while-no-fold"] = 1
+        await eventually(lambda: "while-no-fold" in b.doc.get("kv", type=Map), 10, "b sees a's update without a fold")
+        assert "while-no-fold" not in c.doc.get("kv", type=Map)  # other gateways hear of it through the fold
+        cluster.processor("processor-2")
+        await eventually(lambda: "while-no-fold" in c.doc.get("kv", type=Map), 60, "c sees it after the fold")
+
+        async def version() -> int:
+            async with httpx.AsyncClient(base_url=g1.url, timeout=10) as http:
+                r = await http.get(f"/api/boards/{board}")
+                r.raise_for_status()
+                return int(r.json()["version"])
+
+        for _ in range(100):
+            if await version() == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await version() == 1  # g1 learned the version from its own update on the fan-out
+        b.doc.get("kv", type=Map)["after"] = 2
+        await eventually(lambda: "after" in a.doc.get("kv", type=Map), 10, "a sees b's next update")
+        assert dict(a.doc.get("kv", type=Map).to_py() or {}) == {"while-no-fold": 1.0, "after": 2.0}
+    assert await eventually(lambda: views_equal_log(cluster), 30, "views equal the fold of the log")
+
+
 async def test_pycrdt_clients_on_two_gateways_see_each_other_live(cluster: Cluster) -> None:
     g1, g2 = await start(cluster)
     board = unique("live")
