@@ -22,6 +22,12 @@ class InvalidUpdate(InkstreamError):
     reason = "invalid_update"
 
 
+class MissingDependencies(InvalidUpdate):
+    """An update that builds on changes the board does not have (yet); it was not applied."""
+
+    reason = "missing_dependencies"
+
+
 class UpdateTooLarge(InkstreamError):
     """An update or frame larger than the configured limit."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from pycrdt import Doc
 
 from engine.errors import InvalidUpdate
+from engine.yupdate import scan
 
 EMPTY_STATE = b"\x00\x00"
 
@@ -20,8 +21,19 @@ def _is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)) or type(exc).__name__ == "CancelledError"
 
 
-def apply_update(doc: Doc[Any], update: bytes) -> None:
-    """Apply one Yjs v1 update to `doc` in its own transaction; raise InvalidUpdate if it does not decode."""
+def apply_update(doc: Doc[Any], update: bytes, *, scanned: bool = False) -> None:
+    """Apply one Yjs v1 update to `doc` in its own transaction; raise InvalidUpdate if it does not decode.
+
+    Unless the caller already `scan`ned it, the update is scanned first: the CRDT core would crash
+    the process (not raise) on deeply nested values. States we compacted ourselves are loaded with
+    `load_doc`, which skips the scan.
+    """
+    if not scanned:
+        scan(update)
+    _apply(doc, update)
+
+
+def _apply(doc: Doc[Any], update: bytes) -> None:
     try:
         doc.apply_update(update)
     except BaseException as exc:  # pycrdt's Rust core can panic with a BaseException subclass
@@ -41,7 +53,7 @@ def load_doc(state: bytes | None, updates: Iterable[bytes] = ()) -> Doc[Any]:
     """A new Doc[Any] holding `state` (a compacted update, may be None) with `updates` applied after it."""
     doc: Doc[Any] = Doc()
     if state:
-        apply_update(doc, state)
+        _apply(doc, state)  # a compacted state this system produced from validated updates
     return fold_into(doc, updates)
 
 

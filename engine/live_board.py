@@ -1,4 +1,4 @@
-"""A board held in memory: its Doc[Any] and version, and the one place client updates are applied."""
+"""A board held in memory: its Doc and version, and the one place client updates are applied."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from typing import Any
 
 from pycrdt import Doc, TransactionEvent
 
-from engine.errors import BoardTooLarge, InvalidUpdate, UpdateTooLarge
+from engine.errors import BoardTooLarge, InvalidUpdate, MissingDependencies, UpdateTooLarge
 from engine.fold import apply_update
 from engine.limits import Limits
+from engine.yupdate import decode_state_vector, scan
 
 
 class LiveBoard:
-    """The live Doc[Any] of one board. `apply` returns the effective change, which is what the log stores.
+    """The live Doc of one board. `apply` returns the effective change, which is what the log stores.
 
-    Storing the effective delta (what the Doc[Any] integrated) rather than the raw bytes means duplicates
+    Storing the effective delta (what the Doc integrated) rather than the raw bytes means duplicates
     are never logged, trailing garbage never reaches the log, and an update whose dependencies arrive
     later is logged when it integrates, so replaying the log always reproduces this Doc.
     """
@@ -22,7 +23,7 @@ class LiveBoard:
     def __init__(self, board_id: str, doc: Doc[Any], version: int, state_bytes: int = 0) -> None:
         self.board_id = board_id
         self.doc = doc
-        self.version = version  # latest version in the log that this Doc[Any] includes
+        self.version = version  # latest version in the log that this Doc includes
         self.approx_bytes = state_bytes
         self._deltas: list[bytes] = []
         self._subscription: Any = doc.observe(self._on_transaction)
@@ -36,12 +37,16 @@ class LiveBoard:
             raise UpdateTooLarge(f"update is {len(update)} bytes; the limit is {limits.max_update_bytes}")
         if self.approx_bytes + len(update) > limits.max_board_bytes:
             raise BoardTooLarge(f"board {self.board_id} would exceed {limits.max_board_bytes} bytes")
-        return self.integrate(update)
+        missing = scan(update).missing(decode_state_vector(self.state_vector()))
+        if missing is not None:
+            # Applying it would leave content in the Doc that the log cannot have (pending structs).
+            raise MissingDependencies(f"update builds on changes this board does not have ({missing}); resync")
+        return self.integrate(update, scanned=True)
 
-    def integrate(self, update: bytes) -> bytes | None:
+    def integrate(self, update: bytes, *, scanned: bool = False) -> bytes | None:
         """Apply an update without client limits (e.g. one another node accepted); return the delta."""
         self._deltas.clear()
-        apply_update(self.doc, update)
+        apply_update(self.doc, update, scanned=scanned)
         deltas, self._deltas = self._deltas, []
         if not deltas:
             return None

@@ -1,7 +1,7 @@
 import pytest
 from pycrdt import Doc, Map
 
-from engine.errors import BoardTooLarge, InvalidUpdate, UpdateTooLarge
+from engine.errors import BoardTooLarge, InvalidUpdate, MissingDependencies, UpdateTooLarge
 from engine.fold import load_doc
 from engine.limits import Limits
 from engine.live_board import LiveBoard
@@ -23,22 +23,34 @@ def test_apply_returns_the_effective_delta_once() -> None:
     assert board.apply(update, Limits()) is None  # a duplicate changes nothing: nothing to log
 
 
-def test_trailing_garbage_never_reaches_the_delta() -> None:
+def test_trailing_garbage_is_rejected_and_nothing_applied() -> None:
     board = LiveBoard("b", Doc(), 0)
-    update = _update("a", 1.0)
-    delta = board.apply(update + b"junk", Limits())
-    assert delta is not None and not delta.endswith(b"junk")
+    with pytest.raises(InvalidUpdate, match="trailing bytes"):
+        board.apply(_update("a", 1.0) + b"junk", Limits())
+    assert board.doc.get("shapes", type=Map).to_py() == {}
 
 
-def test_update_with_missing_dependency_is_logged_when_it_integrates() -> None:
+def test_update_with_missing_dependency_is_refused_without_touching_the_doc() -> None:
     author = Doc()
     first = _update("a", 1.0, author)
     second = _update("b", 2.0, author)
     board = LiveBoard("b", Doc(), 0)
-    assert board.apply(second, Limits()) is None  # pending: depends on `first`
-    delta = board.apply(first, Limits())
+    with pytest.raises(MissingDependencies, match="does not have"):
+        board.apply(second, Limits())  # depends on `first`: applying it would leave pending content
+    assert board.state() == b"\x00\x00"
+    assert board.apply(first, Limits()) is not None
+    delta = board.apply(second, Limits())
     assert delta is not None
-    assert load_doc(delta).get("shapes", type=Map).to_py() == {"a": 1.0, "b": 2.0}
+    assert load_doc(delta).get("shapes", type=Map).to_py() == {"b": 2.0}
+
+
+def test_deeply_nested_values_are_refused_before_the_crdt_core_sees_them() -> None:
+    # An Any array nested 100,000 deep under shapes["q"]: the Rust core would overflow its stack.
+    nested = b"\x75\x01" * 100_000 + b"\x7e"
+    root_item = b"\x01\x01\x07\x00" + b"\x28\x01\x06shapes\x01q" + b"\x01" + nested + b"\x00"
+    board = LiveBoard("b", Doc(), 0)
+    with pytest.raises(InvalidUpdate, match="nested deeper"):
+        board.apply(root_item, Limits())
 
 
 def test_limits_and_invalid_input() -> None:
