@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.board_id import validate_board_id
-from engine.errors import InvalidUpdate, StorageUnavailable
+from engine.errors import InkstreamError, InvalidUpdate, StorageUnavailable
 from engine.events import ANONYMOUS, Event, Provenance
 from engine.fold import apply_update, load_doc
 from engine.limits import Limits
@@ -35,6 +35,7 @@ class _Slot:
     board: LiveBoard
     refs: int = 0
     inflight: int = 0
+    last_append: asyncio.Future[Event | None] | None = None  # the newest append not yet durable
     last_active: float = field(default_factory=time.monotonic)
     listeners: list[UpdateListener] = field(default_factory=list)
 
@@ -207,9 +208,12 @@ class BoardService:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Event | None] = loop.create_future()
         if delta is None:
-            result.set_result(None)
+            # Nothing new, but it may duplicate an update still on its way into the log:
+            # answer only once everything applied before it is durable.
+            self._after_durable(slot, result)
             return result
         slot.inflight += 1
+        slot.last_append = result
         slot.last_active = time.monotonic()
         provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
         started = time.perf_counter()
@@ -218,6 +222,42 @@ class BoardService:
         )
         append.add_done_callback(lambda done: self._appended(slot, done, result, origin, started))
         return result
+
+    def _after_durable(self, slot: _Slot, result: asyncio.Future[Event | None]) -> None:
+        pending = slot.last_append
+        if pending is None or pending.done():
+            result.set_result(None)
+            return
+
+        def settle(done: asyncio.Future[Event | None]) -> None:
+            if result.done():
+                return
+            if done.cancelled() or done.exception() is not None:
+                result.set_exception(StorageUnavailable("an earlier update could not be stored"))
+            else:
+                result.set_result(None)
+
+        pending.add_done_callback(settle)
+
+    async def durable(self, board_id: str) -> int:
+        """Wait until every update applied to the live board so far is in the log; return its version then.
+
+        Reads of the live Doc (a joining client's sync step 2, the HTTP API) include updates the
+        moment they are applied. Callers read first, then await this before sending what they read,
+        so nothing is served that a crash could still take back; the version returned covers it all.
+        """
+        slot = self._slots.get(board_id)
+        if slot is None:
+            raise StorageUnavailable(f"board {board_id} was unloaded; retry")
+        pending = slot.last_append
+        if pending is not None and not pending.done():
+            try:
+                event = await asyncio.shield(pending)
+            except InkstreamError as exc:
+                raise StorageUnavailable(f"board {board_id} could not store an update: {exc}") from exc
+            if event is not None:
+                return max(event.version, slot.board.version)  # the newest update covering what the caller read
+        return slot.board.version
 
     def _appended(
         self,

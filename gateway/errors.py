@@ -10,6 +10,7 @@ from engine.errors import (
     InkstreamError,
     InvalidBoardId,
     InvalidUpdate,
+    MissingDependencies,
     StorageUnavailable,
     UpdateTooLarge,
     VersionNotFound,
@@ -17,6 +18,7 @@ from engine.errors import (
 
 _STATUS: dict[type[InkstreamError], int] = {
     InvalidBoardId: 400,
+    MissingDependencies: 409,
     InvalidUpdate: 400,
     UpdateTooLarge: 413,
     BoardTooLarge: 413,

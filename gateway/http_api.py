@@ -83,7 +83,12 @@ async def get_board(request: Request) -> Response:
         board = await _existing_board(system, request.path_params["board"])
     except InkstreamError as exc:
         return error_response(exc)
-    return JSONResponse(render(board.doc, board.board_id, board.version))
+    rendered = render(board.doc, board.board_id, board.version)
+    try:
+        rendered["version"] = await system.service.durable(board.board_id)  # serve only what the log has
+    except InkstreamError as exc:
+        return error_response(exc)
+    return JSONResponse(rendered)
 
 
 async def get_state(request: Request) -> Response:
@@ -95,7 +100,12 @@ async def get_state(request: Request) -> Response:
         board = await _existing_board(system, request.path_params["board"])
     except InkstreamError as exc:
         return error_response(exc)
-    return Response(board.state(), media_type=OCTET, headers={"X-Inkstream-Version": str(board.version)})
+    state = board.state()
+    try:
+        version = await system.service.durable(board.board_id)  # serve only what the log has
+    except InkstreamError as exc:
+        return error_response(exc)
+    return Response(state, media_type=OCTET, headers={"X-Inkstream-Version": str(version)})
 
 
 async def read_body(request: Request, limit: int) -> bytes:

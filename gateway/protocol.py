@@ -112,6 +112,10 @@ class OtherMessage:
 Message = SyncMessage | AwarenessMessage | OtherMessage
 
 
+def _no_constants(name: str) -> Any:
+    raise ProtocolError(f"awareness state contains {name}, which JavaScript's JSON.parse rejects")
+
+
 def decode_awareness(payload: bytes) -> list[tuple[int, int, Any]]:
     """Decode an awareness update into (client id, clock, state) triples; state None = removed."""
     reader = _Reader(payload)
@@ -123,9 +127,9 @@ def decode_awareness(payload: bytes) -> list[tuple[int, int, Any]]:
         client_id = reader.uint()
         clock = reader.uint()
         try:
-            state = json.loads(reader.string())
-        except json.JSONDecodeError as exc:
-            raise ProtocolError("awareness state is not JSON") from exc
+            state = json.loads(reader.string(), parse_constant=_no_constants)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ProtocolError("awareness state is not JSON (or nested too deeply)") from exc
         entries.append((client_id, clock, state))
     reader.end()
     return entries
@@ -154,6 +158,20 @@ def decode(frame: bytes) -> Message:
     if kind == MSG_AUTH:
         return OtherMessage(kind)
     raise ProtocolError(f"unknown message type {kind}")
+
+
+def update_payload(frame: bytes) -> bytes | None:
+    """The update inside a sync UPDATE frame this server encoded, or None for any other frame."""
+    if len(frame) < 3 or frame[0] != MSG_SYNC or frame[1] != SYNC_UPDATE:
+        return None
+    reader = _Reader(frame)
+    reader.pos = 2
+    try:
+        payload = reader.bytes_()
+        reader.end()
+    except ProtocolError:
+        return None
+    return payload
 
 
 def sync_step1(state_vector: bytes) -> bytes:

@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pycrdt import merge_updates
 
 from engine.events import Event
 from gateway import protocol
@@ -29,6 +32,8 @@ CLOSE_UNSUPPORTED = 1003
 
 _ids = itertools.count(1)
 
+MAX_MERGED_UPDATES = 256  # queued updates one outbound frame may merge
+
 
 @dataclass(eq=False)
 class Connection:
@@ -39,17 +44,19 @@ class Connection:
     send_frame: Callable[[bytes], Any]  # async: send one binary frame
     close_socket: Callable[[int, str], Any]  # async: close with code and reason
     max_queue: int = 4096
+    max_queue_bytes: int = 64 * 1024 * 1024
     keepalive_seconds: float = 10.0
     id: str = field(default_factory=lambda: f"c{next(_ids)}")
     yjs_client_id: int | None = None
     awareness_ids: set[int] = field(default_factory=set)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    on_closing: Callable[[], None] | None = None  # set by the receive loop: start the close deadline
     close_code: int | None = None
-    _queue: asyncio.Queue[bytes | None] = field(init=False)
+    close_reason: str = ""
+    _frames: deque[bytes] = field(default_factory=deque)
+    _queued_bytes: int = 0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _sender: asyncio.Task[None] | None = None
-
-    def __post_init__(self) -> None:
-        self._queue = asyncio.Queue(self.max_queue)
 
     @property
     def client_id(self) -> str:
@@ -61,46 +68,73 @@ class Connection:
         self._sender = asyncio.create_task(self._send_forever(), name=f"inkstream-send-{self.id}")
 
     def send(self, frame: bytes) -> None:
-        """Queue a frame; close the connection if the client is too far behind."""
+        """Queue a frame; close the connection if the client is too far behind (by frames or bytes)."""
         if self.closed.is_set():
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._frames) >= self.max_queue or self._queued_bytes + len(frame) > self.max_queue_bytes:
             log.warning("closing %s on board %s: client too slow", self.id, self.board_id)
+            self._frames.clear()  # it cannot keep up: close now, it resyncs on reconnect
+            self._queued_bytes = 0
             self.close(CLOSE_TRY_AGAIN, "client too slow; reconnect to resync")
+            return
+        self._frames.append(frame)
+        self._queued_bytes += len(frame)
+        self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued are sent."""
         if self.closed.is_set():
             return
         self.close_code = code
+        self.close_reason = reason
         self.closed.set()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-        self._close_reason = reason
-        if self._queue.full():  # no room for the sentinel: close right away
-            self._closer = asyncio.ensure_future(self._close_now(code, reason))
+        self._wake.set()
+        if self.on_closing is not None:
+            self.on_closing()
 
     async def _close_now(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self.close_socket(code, reason[:120])
 
+    def _next_frame(self) -> bytes:
+        """The next frame to send; consecutive queued updates go out merged, as one update.
+
+        Under backlog this sends one frame where there were many (fewer syscalls and WebSocket frames
+        per update), which is what lets a busy gateway catch up instead of falling further behind.
+        """
+        frame = self._frames.popleft()
+        self._queued_bytes -= len(frame)
+        if not self._frames:
+            return frame
+        first = protocol.update_payload(frame)
+        if first is None:
+            return frame
+        payloads = [first]
+        while self._frames and len(payloads) < MAX_MERGED_UPDATES:
+            payload = protocol.update_payload(self._frames[0])
+            if payload is None:
+                break
+            self._queued_bytes -= len(self._frames.popleft())
+            payloads.append(payload)
+        if len(payloads) == 1:
+            return frame
+        return protocol.sync_update(bytes(merge_updates(*payloads)))
+
     async def _send_forever(self) -> None:
         keepalive = protocol.awareness([])  # an empty awareness update: harmless, resets client timeouts
         try:
             while True:
-                if not self._queue.empty():  # the common case under load: no timer needed
-                    frame = self._queue.get_nowait()
-                else:
-                    try:
-                        frame = await asyncio.wait_for(self._queue.get(), timeout=self.keepalive_seconds)
-                    except TimeoutError:
-                        frame = keepalive
-                if frame is None:
-                    await self._close_now(self.close_code or 1000, getattr(self, "_close_reason", ""))
+                if self._frames:
+                    await self.send_frame(self._next_frame())
+                    continue
+                if self.closed.is_set():
+                    await self._close_now(self.close_code or 1000, self.close_reason)
                     return
-                await self.send_frame(frame)
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.keepalive_seconds)
+                except TimeoutError:
+                    await self.send_frame(keepalive)
         except Exception as exc:
             log.debug("sender of %s stopped: %r", self.id, exc)
             self.closed.set()

@@ -36,7 +36,9 @@ def hypercorn_config(settings: Settings, host: str | None = None, port: int | No
     """Hypercorn settings for an Inkstream process."""
     config = Config()
     config.bind = [f"{host or settings.host}:{port or settings.port}"]
-    config.websocket_max_message_size = settings.max_frame_bytes
+    # Hypercorn's own cap only guards memory: it closes with 1009 and no reason, which y-websocket
+    # clients retry forever. Frames between the app's limit and this one get our 4413 with a reason.
+    config.websocket_max_message_size = max(64 * 1024 * 1024, 4 * settings.max_frame_bytes)
     config.accesslog = None
     config.graceful_timeout = 5
     return config

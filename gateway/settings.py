@@ -28,6 +28,7 @@ class Settings:
     checkpoint_every: int = 1000  # versions between checkpoints
     keepalive_seconds: float = 10.0  # send something on idle sockets (y-websocket clients time out at 30 s)
     max_send_queue: int = 4096  # frames queued to one slow client before it is disconnected
+    max_send_queue_bytes: int = 64 * 1024 * 1024  # bytes queued to one slow client before it is disconnected
     ws_compression: bool = False  # accept permessage-deflate (costs CPU per frame; see gateway/server.py)
     max_update_bytes: int = _DEFAULT_LIMITS.max_update_bytes
     max_frame_bytes: int = _DEFAULT_LIMITS.max_frame_bytes

@@ -32,6 +32,7 @@ from gateway.system import System
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 1024  # appends one connection may have in flight before we wait for the log
+CLOSE_GRACE_SECONDS = 5.0  # how long a closed client has to answer our close frame
 
 
 def _user(websocket: WebSocket) -> str | None:
@@ -49,13 +50,13 @@ async def board_socket(websocket: WebSocket) -> None:
         validate_board_id(board_id)
     except InvalidBoardId as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()
-        await websocket.close(CLOSE_BAD_REQUEST, f"invalid board id: {exc}"[:120])
+        await _close_and_drain(websocket, CLOSE_BAD_REQUEST, f"invalid board id: {exc}")
         return
     # `token` is reserved for authentication; it is accepted and ignored until auth lands.
     try:
         board = await system.service.open(board_id)
     except InkstreamError as exc:
-        await websocket.close(CLOSE_INTERNAL, f"cannot load board: {exc}"[:120])
+        await _close_and_drain(websocket, CLOSE_INTERNAL, f"cannot load board: {exc}")
         return
     system.service.retain(board_id)
 
@@ -71,6 +72,7 @@ async def board_socket(websocket: WebSocket) -> None:
         send,
         close,
         max_queue=settings.max_send_queue,
+        max_queue_bytes=settings.max_send_queue_bytes,
         keepalive_seconds=settings.keepalive_seconds,
     )
     room = system.rooms.get(board_id)
@@ -102,47 +104,38 @@ async def board_socket(websocket: WebSocket) -> None:
         system.metrics.connections.dec()
 
 
-async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
-    limits = system.settings.limits
-    inflight: deque[asyncio.Future[Event | None]] = deque()
+async def _close_and_drain(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close with a code and reason, then read until the client answers the close.
+
+    Returning right after sending the close would let the kernel reset the connection when the
+    client's next frames arrive (y-websocket sends sync step 1 at once), and the client would see
+    1006 instead of our code and reason.
+    """
+    await websocket.close(code, reason[:120])
     try:
-        while True:
-            message = await websocket.receive()
-            if conn.closed.is_set():
-                return  # closed by us (slow client, storage failure, shutdown)
-            if message["type"] == "websocket.disconnect":
-                return
-            frame = message.get("bytes")
-            if frame is None:
-                _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
-                return
-            if len(frame) > limits.max_frame_bytes:
-                _reject(
-                    system,
-                    conn,
-                    "too_large",
-                    CLOSE_TOO_LARGE,
-                    f"frame of {len(frame)} bytes exceeds {limits.max_frame_bytes}",
-                )
-                return
-            try:
-                decoded = protocol.decode(frame)
-            except protocol.ProtocolError as exc:
-                _reject(system, conn, "protocol", CLOSE_BAD_REQUEST, f"malformed message: {exc}")
-                return
-            if isinstance(decoded, protocol.SyncMessage):
-                if not await _on_sync(system, conn, decoded, inflight):
+        async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        pass
+
+
+async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
+    inflight: deque[asyncio.Future[Event | None]] = deque()
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(None) as deadline:
+            # Once we close the connection, the client has CLOSE_GRACE_SECONDS to answer the close
+            # (so it reads our code and reason); a client that never reads is dropped then.
+            conn.on_closing = lambda: deadline.reschedule(loop.time() + CLOSE_GRACE_SECONDS)
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
                     return
-            elif isinstance(decoded, protocol.AwarenessMessage):
-                if len(frame) > limits.max_awareness_bytes:
-                    _reject(system, conn, "too_large", CLOSE_TOO_LARGE, "awareness message too large")
-                    return
-                room.apply_awareness(conn, decoded)
-            elif decoded.kind == protocol.MSG_QUERY_AWARENESS:
-                present = room.awareness_frame()
-                if present is not None:
-                    conn.send(present)
-    except WebSocketDisconnect:
+                if conn.closed.is_set():
+                    continue  # closing: ignore what the client still sends until it answers the close
+                await _on_frame(system, conn, room, message.get("bytes"), inflight)
+    except (WebSocketDisconnect, TimeoutError):
         return
     finally:
         # Let accepted-but-not-yet-durable updates finish: their broadcast happens when they do.
@@ -152,6 +145,40 @@ async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, 
                     await future
                 except InkstreamError:
                     pass
+
+
+async def _on_frame(
+    system: System,
+    conn: Connection,
+    room: Room,
+    frame: bytes | None,
+    inflight: deque[asyncio.Future[Event | None]],
+) -> None:
+    """Handle one client frame; bad input closes the connection with a code and a reason."""
+    limits = system.settings.limits
+    if frame is None:
+        _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
+        return
+    if len(frame) > limits.max_frame_bytes:
+        detail = f"frame of {len(frame)} bytes exceeds {limits.max_frame_bytes}"
+        _reject(system, conn, "too_large", CLOSE_TOO_LARGE, detail)
+        return
+    if frame[:1] == b"\x01" and len(frame) > limits.max_awareness_bytes:  # checked before decoding it
+        _reject(system, conn, "too_large", CLOSE_TOO_LARGE, "awareness message too large")
+        return
+    try:
+        decoded = protocol.decode(frame)
+    except protocol.ProtocolError as exc:
+        _reject(system, conn, "protocol", CLOSE_BAD_REQUEST, f"malformed message: {exc}")
+        return
+    if isinstance(decoded, protocol.SyncMessage):
+        await _on_sync(system, conn, decoded, inflight)
+    elif isinstance(decoded, protocol.AwarenessMessage):
+        room.apply_awareness(conn, decoded)
+    elif decoded.kind == protocol.MSG_QUERY_AWARENESS:
+        present = room.awareness_frame()
+        if present is not None:
+            conn.send(present)
 
 
 async def _on_sync(
@@ -171,8 +198,13 @@ async def _on_sync(
                 raise
             _reject(system, conn, "invalid_state_vector", CLOSE_BAD_REQUEST, "sync step 1 has an invalid state vector")
             return False
-        conn.send(reply)
         system.metrics.join_seconds.observe(time.perf_counter() - started)
+        try:
+            await system.service.durable(conn.board_id)  # never serve what the log does not have yet
+        except StorageUnavailable as exc:
+            conn.close(CLOSE_INTERNAL, str(exc))
+            return False
+        conn.send(reply)
         return True
     # STEP2 and UPDATE both carry an update to accept.
     try:

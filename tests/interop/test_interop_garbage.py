@@ -130,12 +130,9 @@ async def test_garbage_frame_closes_only_that_connection(target: Target, js_clie
 # Known server bug (reported): Hypercorn's websocket_max_message_size equals the app's
 # max_frame_bytes, so Hypercorn answers 1009 (no reason) itself, never closes the TCP connection
 # and never tells the app: the refused connection stays open and counted. strict: remove when fixed.
-OVERSIZE_BUG = pytest.mark.xfail(strict=True, reason="server bug: frames over max_frame_bytes get "
-                                 "Hypercorn's 1009 and a connection that is never released")
 
 
 @pytest.mark.asyncio
-@OVERSIZE_BUG
 async def test_huge_frame_is_refused_and_the_connection_released(target: Target, js_client) -> None:
     if target.http is None:
         pytest.skip("the reference server accepts any size")
@@ -166,7 +163,6 @@ async def test_huge_frame_is_refused_and_the_connection_released(target: Target,
     await _check_room_unharmed(target, board, writer, reader, version_before, marker="after-huge")
 
 
-@OVERSIZE_BUG
 def test_oversized_update_from_a_js_client_gets_a_terminal_close_with_reason(target: Target, js_client) -> None:
     """A 5 MiB image pasted into a shape: the client must be told (4400-range + reason), once.
 
@@ -208,7 +204,6 @@ async def test_invalid_board_id_is_closed_with_4400_and_reason(target: Target, b
 # Known server bug (reported): after a server-initiated close the handler returns at once and the
 # TCP connection is dropped before the client's frames are read; the reset loses the close frame
 # (1006) in 10-50 % of closes. Not strict: the race does not lose every time.
-@pytest.mark.xfail(strict=False, reason="server bug: close frame lost to a TCP reset (1006) in a race")
 def test_js_client_is_told_4400_for_an_invalid_board(target: Target, js_client) -> None:
     """Every time, not most times: y-websocket sends step 1 right after open, racing the close.
 
