@@ -11,7 +11,8 @@ then measures with the same code the HTTP API runs (projections.history):
     python benchmarks/history.py [--updates 1000000] [--shapes 2000] [--samples 200] [--data-dir DIR]
 
 Workload: one writer session per 10,000 updates (a new Yjs client id each time, so the log holds
-many clients), each update one user action: 85 % move a shape (x, y), 10 % add a shape, 5 % delete one.
+many clients), each update one user action: 85-90 % move a shape (x, y), 10 % add a shape and 5 % delete
+one until the board has --shapes shapes, then 5 % add and 5 % delete (it stays around that size).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def fmt(samples: list[float]) -> str:
 class Writer:
     """A user session editing the board: a pycrdt Doc whose transactions become log updates."""
 
-    def __init__(self, state: bytes | None, rng: random.Random) -> None:
+    def __init__(self, state: bytes | None, rng: random.Random, target: int = 2000) -> None:
+        self.target = target  # live shapes the board hovers around once reached
         self.doc: Doc[Any] = load_doc(state)
         self.shapes: Map[Any] = self.doc.get("shapes", type=Map)
         self.rng = rng
@@ -82,9 +84,10 @@ class Writer:
 
     def step(self) -> None:
         roll = self.rng.random()
-        if roll < 0.10 or len(self.ids) < 50:
+        growing = len(self.ids) < self.target
+        if roll < (0.10 if growing else 0.05) or len(self.ids) < 50:
             self.add()
-        elif roll < 0.15:
+        elif roll < 0.15 if growing else roll < 0.10:
             sid = self.ids.pop(self.rng.randrange(len(self.ids)))
             with self.doc.transaction():
                 del self.shapes[sid]
@@ -115,7 +118,7 @@ async def build(log: SqliteEventLog, board: str, total: int, shapes: int, seed: 
     written = 0
     started = time.perf_counter()
     while written < total:
-        writer = Writer(state, rng)
+        writer = Writer(state, rng, target=shapes)
         session = min(10_000, total - written)
         while len(writer.ids) < shapes and session > 0 and written == 0:
             writer.add()

@@ -109,9 +109,12 @@ class SqliteProjectionStore:
         conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
         had_history = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'versions'").fetchone() is not None
         had_cursor = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'cursors'").fetchone() is not None
-        conn.executescript(_SCHEMA)
         if had_cursor and not had_history:
+            # Projected before history existed: move the cursor back before creating the history
+            # tables, so a crash before the refold finishes repeats it rather than skipping it.
             self.history_backfill = conn.execute("SELECT count(*) FROM cursors").fetchone()[0] > 0
+            conn.execute("UPDATE cursors SET seq = 0")
+        conn.executescript(_SCHEMA)
         self._conn = conn
 
     async def close(self) -> None:

@@ -263,3 +263,33 @@ async def test_hostile_content_does_not_stop_history(archive: tuple[SqliteEventL
         {"id": "a", "type": "rect", "y": 0.0, "w": 10.0, "h": 10.0, "z": "a0"}
     ]
     assert (await store.summaries())["b"].shapes == 1
+
+
+async def test_a_data_dir_projected_before_history_gets_backfilled(tmp_path: Path) -> None:
+    import sqlite3
+
+    log = SqliteEventLog(tmp_path / "events.db")
+    await log.start()
+    r = _workload(random.Random(9), 30)
+    for u in r.updates:
+        await log.append("b", u, Provenance(time.time(), "c", "u"))
+    # an old projections.db: checkpoints, boards and a cursor at the end of the log, no history tables
+    old = sqlite3.connect(tmp_path / "projections.db")
+    old.executescript(
+        "CREATE TABLE checkpoints (board TEXT, version INTEGER, state BLOB, PRIMARY KEY (board, version));"
+        "CREATE TABLE boards (board TEXT PRIMARY KEY, version INTEGER, updated REAL, title TEXT, shapes INTEGER);"
+        "CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER);"
+    )
+    old.execute("INSERT INTO checkpoints VALUES ('b', ?, ?)", (len(r.updates), bytes(r.doc.get_update())))
+    old.execute("INSERT INTO cursors VALUES ('local-projector', ?)", (len(r.updates),))
+    old.commit()
+    old.close()
+    store = SqliteProjectionStore(tmp_path / "projections.db")
+    await store.start()
+    assert store.history_backfill and await store.cursor("local-projector") == 0
+    await _project(log, store, every=5)
+    history = BoardHistory(SqliteArchive(log, store))
+    assert await history.archive.projected("b") == len(r.updates)
+    assert await history.render_at("b", len(r.updates)) == render(r.doc, "b", len(r.updates))
+    await log.close()
+    await store.close()
