@@ -45,6 +45,8 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def fmt(samples: list[float]) -> str:
+    if not samples:
+        return "skipped"
     return f"p50 {pct(samples, 0.5) * 1000:.1f} ms, p99 {pct(samples, 0.99) * 1000:.1f} ms (n={len(samples)})"
 
 
@@ -153,6 +155,7 @@ async def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--restore-shapes", type=int, default=10_000)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--restore-only", action="store_true", help="skip the state and paging measurements")
     args = parser.parse_args()
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="inkstream-history-bench-"))
     print(f"data dir {data}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
@@ -183,20 +186,20 @@ async def main() -> None:
 
     rng = random.Random(7)
     samples = []
-    for _ in range(args.samples):
+    for _ in range(0 if args.restore_only else args.samples):
         v = rng.randint(1, head)
         t = time.perf_counter()
         await history.render_at(board, v)
         samples.append(time.perf_counter() - t)
     print(f"board at a random version (JSON, GET ?version=V): {fmt(samples)}")
     samples = []
-    for _ in range(args.yjs_samples):
+    for _ in range(0 if args.restore_only else args.yjs_samples):
         v = rng.randint(1, head)
         t = time.perf_counter()
         await history.state_at(board, v)
         samples.append(time.perf_counter() - t)
     print(f"board at a random version (Yjs state, GET /state?version=V): {fmt(samples)}")
-    for name, kwargs in (("ascending", "after"), ("newest first", "before")):
+    for name, kwargs in () if args.restore_only else (("ascending", "after"), ("newest first", "before")):
         samples = []
         for _ in range(args.samples):
             v = rng.randint(1, head)
@@ -208,26 +211,23 @@ async def main() -> None:
 
     # -- restore of a 10k-shape board ------------------------------------------------------------
     service = BoardService(log, store)
-    rb = "restore"
-    if await log.head(rb) == 0:
-        writer = Writer(None, random.Random(3))
-        for _ in range(args.restore_shapes):
-            writer.add()
-        await append_all(log, rb, writer.take(), "builder")
-        full = await log.head(rb)
-        ids = list(writer.ids)
-        random.Random(4).shuffle(ids)
-        for sid in ids[: args.restore_shapes // 2]:  # delete half, move the rest
-            with writer.doc.transaction():
-                del writer.shapes[sid]
-        for sid in ids[args.restore_shapes // 2 :]:
-            with writer.doc.transaction():
-                writer.shapes[sid]["x"] = 0.0
-        for _ in range(500):
-            writer.add()
-        await append_all(log, rb, writer.take(), "builder")
-    else:
-        full = args.restore_shapes
+    rb = f"restore-{int(time.time())}"
+    writer = Writer(None, random.Random(3))
+    for _ in range(args.restore_shapes):
+        writer.add()
+    await append_all(log, rb, writer.take(), "builder")
+    full = await log.head(rb)
+    ids = list(writer.ids)
+    random.Random(4).shuffle(ids)
+    for sid in ids[: args.restore_shapes // 2]:  # delete half, move the rest
+        with writer.doc.transaction():
+            del writer.shapes[sid]
+    for sid in ids[args.restore_shapes // 2 :]:
+        with writer.doc.transaction():
+            writer.shapes[sid]["x"] = 0.0
+    for _ in range(500):
+        writer.add()
+    await append_all(log, rb, writer.take(), "builder")
     await project(log, store, args.checkpoint_every)
     t = time.perf_counter()
     event = await restore(service, history, rb, full, "bench")
