@@ -74,6 +74,7 @@ class Changes:
     shapes: dict[str, ShapeChange] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)  # shape id -> added / changed / removed
     meta: dict[str, Any] | None = None
+    _encoded: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -95,11 +96,14 @@ class Changes:
         return sorted([*change.get("~", {}), *change.get("-", [])])
 
     def encode(self) -> str:
-        """Compact JSON for storage."""
+        """Compact JSON for storage (computed once: the projector needs it twice)."""
+        if self._encoded is not None:
+            return self._encoded
         body: dict[str, Any] = {"s": self.shapes, "k": self.kinds}
         if self.meta is not None:
             body["m"] = self.meta
-        return json.dumps(body, separators=(",", ":"))
+        self._encoded = json.dumps(body, separators=(",", ":"))
+        return self._encoded
 
     @classmethod
     def decode(cls, text: str) -> Changes:
