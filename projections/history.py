@@ -187,6 +187,7 @@ class BoardHistory:
             raise BoardNotFound(f"board {board} does not exist")
         projected = await self.archive.projected(board)
         if before is not None:
+            before = min(before, head + 1)
             rows: list[VersionInfo] = []
             if before - 1 > projected:  # the newest versions may not be projected yet
                 lo = max(projected, before - 1 - limit)

@@ -293,3 +293,24 @@ async def test_a_data_dir_projected_before_history_gets_backfilled(tmp_path: Pat
     assert await history.render_at("b", len(r.updates)) == render(r.doc, "b", len(r.updates))
     await log.close()
     await store.close()
+
+
+async def test_listing_includes_versions_the_projector_has_not_reached(
+    archive: tuple[SqliteEventLog, SqliteProjectionStore],
+) -> None:
+    log, store = archive
+    r = _workload(random.Random(11), 20)
+    for u in r.updates[:10]:
+        await log.append("b", u, Provenance(time.time(), "c", "u"))
+    await _project(log, store, every=100)
+    for u in r.updates[10:]:
+        await log.append("b", u, Provenance(time.time(), "c", "u"))
+    history = BoardHistory(SqliteArchive(log, store))
+    newest = await history.versions("b", before=10**9, limit=15)
+    assert [v.version for v in newest] == list(range(20, 5, -1))
+    assert newest[0].summary is None and newest[-1].summary is not None
+    oldest = await history.versions("b", after=5, limit=10)
+    assert [v.version for v in oldest] == list(range(6, 16))
+    assert oldest[4].summary is not None and oldest[5].summary is None
+    # the board at an unprojected version comes from the log, exactly
+    assert await history.render_at("b", 20) == render(r.doc, "b", 20)
