@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -28,6 +29,16 @@ async def web_app(request: Request) -> Response:
     if INDEX.is_file():
         return FileResponse(INDEX, headers={"Cache-Control": "no-cache"})
     return HTMLResponse(_NOT_BUILT)
+
+
+_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Routing errors (unknown path, wrong method) as the API's JSON error body."""
+    reason = _REASONS.get(exc.status_code, "http_error")
+    detail = exc.detail if exc.status_code not in _REASONS else f"{request.method} {request.url.path}: {exc.detail}"
+    return JSONResponse({"error": reason, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(system: System) -> Starlette:
@@ -58,6 +69,11 @@ def create_app(system: System) -> Starlette:
     ]
     STATIC.mkdir(exist_ok=True)
     routes.append(Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+    )
+    app.router.redirect_slashes = False  # /api/boards/. is a bad id (400), not a redirect
     app.state.system = system
     return app

@@ -69,9 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(settings: Settings) -> None:
     """Run the embedded system under Hypercorn until SIGINT/SIGTERM."""
     from gateway.app import create_app
-    from gateway.server import serve_app
+    from gateway.server import check_listen, serve_app
     from gateway.system import build_embedded
 
+    check_listen(settings.host, settings.port)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".inkstream-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(
+            f"inkstream: data directory {settings.data_dir} is not writable: {exc.strerror or exc}"
+        ) from None
     app = create_app(build_embedded(settings))
     logging.getLogger("inkstream").info(
         "serving on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir.resolve()

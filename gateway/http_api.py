@@ -14,6 +14,7 @@ from engine.model import render, summarize
 from engine.routing import preferred
 from gateway import history_api
 from gateway.errors import bad_request, error_response
+from gateway.rooms import MAX_USER_NAME
 from gateway.system import System
 
 OCTET = "application/octet-stream"
@@ -138,7 +139,8 @@ async def post_update(request: Request) -> Response:
         if not body:
             return bad_request("empty body: expected a Yjs update", reason="invalid_update")
         client = request.client.host if request.client else "http"
-        user = request.headers.get("x-inkstream-user") or request.query_params.get("user") or None
+        user = (request.headers.get("x-inkstream-user") or request.query_params.get("user") or "").strip()
+        user = user[:MAX_USER_NAME] or None
         event = await system.service.submit(board_id, body, client_id=f"http:{client}", user=user)
     except InkstreamError as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()

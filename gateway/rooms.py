@@ -32,6 +32,7 @@ CLOSE_UNSUPPORTED = 1003
 
 _ids = itertools.count(1)
 
+MAX_USER_NAME = 64  # characters of an author name kept in provenance
 MAX_MERGED_UPDATES = 256  # queued updates one outbound frame may merge
 
 
@@ -62,6 +63,14 @@ class Connection:
     def client_id(self) -> str:
         """Provenance client id: the Yjs client id once known, else the connection id."""
         return str(self.yjs_client_id) if self.yjs_client_id is not None else self.id
+
+    def adopt_display_name(self, state: Any) -> None:
+        """Take the author name for provenance from the awareness state's `user.name` (y-websocket
+        convention, also what the web app sets), so a name chosen or changed after connecting counts."""
+        user = state.get("user") if isinstance(state, dict) else None
+        name = user.get("name") if isinstance(user, dict) else None
+        if isinstance(name, str) and name.strip():
+            self.user = name.strip()[:MAX_USER_NAME]
 
     def start(self) -> None:
         """Start draining the outbound queue."""
@@ -184,6 +193,8 @@ class Room:
                 conn.awareness_ids.add(client_id)
                 if conn.yjs_client_id is None:
                     conn.yjs_client_id = client_id
+                if client_id == conn.yjs_client_id:
+                    conn.adopt_display_name(state)
         self.broadcast(message.raw, exclude=conn)
         if self.share is not None:
             self.share(message.raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -42,6 +43,16 @@ def hypercorn_config(settings: Settings, host: str | None = None, port: int | No
     config.accesslog = None
     config.graceful_timeout = 5
     return config
+
+
+def check_listen(host: str, port: int) -> None:
+    """Exit with a clear message (not a lifespan traceback) if `host:port` cannot be bound."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"inkstream: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 async def serve_app(app: Any, settings: Settings, host: str | None = None, port: int | None = None) -> None:

@@ -64,8 +64,20 @@ class Settings:
             if raw is None:
                 continue
             values[f.name] = _coerce(f.type, raw, f.name)
-        settings = cls(**values)
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(**values), **{k: v for k, v in overrides.items() if v is not None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that cannot work (SystemExit with the setting's name), before anything starts."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise SystemExit(f"inkstream: {f.name} (INKSTREAM_{f.name.upper()}) must be positive, not {value}")
+        if not 0 < self.port < 65536:
+            raise SystemExit(f"inkstream: port must be 1-65535, not {self.port}")
+        if self.max_update_bytes > self.max_frame_bytes:
+            raise SystemExit("inkstream: max_update_bytes must not exceed max_frame_bytes")
 
 
 def _coerce(kind: Any, raw: str, name: str) -> Any:

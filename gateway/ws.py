@@ -24,6 +24,7 @@ from gateway.rooms import (
     CLOSE_INTERNAL,
     CLOSE_TOO_LARGE,
     CLOSE_UNSUPPORTED,
+    MAX_USER_NAME,
     Connection,
     Room,
 )
@@ -37,7 +38,7 @@ CLOSE_GRACE_SECONDS = 5.0  # how long a closed client has to answer our close fr
 
 def _user(websocket: WebSocket) -> str | None:
     user = websocket.query_params.get("user", "").strip()
-    return user[:64] or None
+    return user[:MAX_USER_NAME] or None
 
 
 async def board_socket(websocket: WebSocket) -> None:

@@ -160,3 +160,33 @@ async def test_idle_connections_get_keepalive_frames(tmp_path: Path) -> None:
             assert keepalive == protocol.AwarenessMessage(protocol.awareness([]), [])
     finally:
         server.stop()
+
+
+async def test_author_name_follows_the_awareness_user_name(inkstream_server: InkstreamServer) -> None:
+    """The app connects before the user picks a name; provenance follows awareness `user.name`."""
+    url = inkstream_server.ws_url
+    doc = Doc()
+    async with websockets.connect(f"{url}/names?user=Bright%20Panda") as ws:
+        await _recv(ws)
+        await ws.send(protocol.sync_update(_draw(doc, "s1")))
+        await ws.send(protocol.awareness([(doc.client_id, 1, {"user": {"name": "Alice", "color": "#f00"}})]))
+        await ws.send(protocol.sync_update(_draw(doc, "s2")))
+        await ws.send(protocol.sync_step1(b"\x00"))
+        await _recv_until(ws, protocol.SyncMessage, protocol.SYNC_STEP2)  # both updates processed
+    async with httpx.AsyncClient(base_url=inkstream_server.url) as http:
+        for _ in range(200):
+            page = (await http.get("/api/boards/names/versions")).json()
+            if len(page["versions"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert [v["user"] for v in page["versions"]] == ["Bright Panda", "Alice"]
+
+
+async def test_routing_errors_are_json(inkstream_server: InkstreamServer) -> None:
+    async with httpx.AsyncClient(base_url=inkstream_server.url) as http:
+        r = await http.get("/api/nothing")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        r = await http.delete("/api/boards/x")
+        assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+        r = await http.get("/api/boards/..")
+        assert r.status_code in (400, 404) and "error" in r.json()

@@ -1,0 +1,23 @@
+import pytest
+
+from gateway.settings import Settings
+
+
+def test_env_then_overrides() -> None:
+    settings = Settings.load({"INKSTREAM_PORT": "9000", "INKSTREAM_FSYNC": "yes"}, port=9100)
+    assert settings.port == 9100 and settings.fsync is True
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INKSTREAM_MAX_UPDATE_BYTES": "-5"}, "max_update_bytes"),
+        ({"INKSTREAM_IDLE_UNLOAD_SECONDS": "0"}, "idle_unload_seconds"),
+        ({"INKSTREAM_PORT": "70000"}, "port"),
+        ({"INKSTREAM_PORT": "eighty"}, "not a valid int"),
+        ({"INKSTREAM_MAX_UPDATE_BYTES": "9000000", "INKSTREAM_MAX_FRAME_BYTES": "1000"}, "must not exceed"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_by_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        Settings.load(env)
