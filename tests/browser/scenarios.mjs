@@ -366,6 +366,92 @@ scenarios.editing = async (browser, facts) => {
   await ctx.close()
 }
 
+// Version history: preview an earlier version read-only while others edit, restore it, fork it.
+scenarios.history = async (browser, facts) => {
+  const id = randomBoardId('hist')
+  const errors = []
+  const ctxA = await userContext(browser, 'Ada', '#4263eb')
+  const ctxB = await userContext(browser, 'Grace', '#e8590c')
+  const A = await ctxA.newPage(); const B = await ctxB.newPage()
+  watchErrors(A, 'A', errors); watchErrors(B, 'B', errors)
+  await openBoard(A, base, id)
+  await openBoard(B, base, id)
+  // Ada draws A (a rectangle), then Grace draws B (an ellipse)
+  await A.keyboard.press('r')
+  await drag(A, 300, 250, 500, 400)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 1, { what: 'A on server' })
+  await B.keyboard.press('o')
+  await drag(B, 700, 250, 900, 400)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 2 && (await snapshot(A)).length === 2, { what: 'B on server and in A' })
+  const rectA = (await snapshot(A)).find((s) => s.type === 'rect')
+  // the last version with only A: the newest version by Ada before Grace's first
+  const vs = (await (await fetch(`${base}/api/boards/${id}/versions?after=0&limit=1000`)).json()).versions
+  const firstGrace = vs.find((v) => v.user === 'Grace').version
+  facts.versionOnlyA = firstGrace - 1
+  facts.authors = [...new Set(vs.map((v) => v.user))]
+
+  // open the panel with its shortcut; versions are grouped by author
+  await A.mouse.click(640, 600) // focus the board (select tool after drawing: clears the selection)
+  await A.keyboard.press('h')
+  await A.waitForSelector('[data-testid="history-panel"]:not([hidden])')
+  const groups = await waitFor(async () => {
+    const g = await A.$$eval('[data-testid="history-group"]', (els) => els.map((e) => ({ user: e.dataset.user, first: +e.dataset.first, last: +e.dataset.last })))
+    return g.length >= 2 && g
+  }, { what: 'history groups' })
+  facts.groups = groups
+  await A.waitForTimeout(200)
+  await shot(A, 'history-panel-live')
+  // preview Ada's group (= the version with only A)
+  await A.click(`[data-testid="history-group"][data-user="Ada"][data-last="${facts.versionOnlyA}"]`)
+  await A.waitForFunction((v) => window.__inkstream.preview === v, facts.versionOnlyA)
+  await A.waitForTimeout(150)
+  facts.bannerText = (await A.textContent('[data-testid="preview-banner-text"]')).trim()
+  facts.previewInkA = await inkPixels(A, 320, 246, 160, 8) // top edge of A
+  facts.previewInkB = await inkPixels(A, 700, 240, 200, 170) // where B is live
+  facts.toolbarHidden = await A.$eval('.toolbar', (e) => e.hidden)
+  await shot(A, 'history-preview-only-A')
+  // read-only: a drag pans, it does not draw; others keep editing live
+  const before = (await snapshot(A)).length
+  await drag(A, 600, 600, 620, 640)
+  await B.keyboard.press('r')
+  await drag(B, 700, 500, 900, 640) // Grace draws C while Ada previews
+  await waitFor(async () => (await snapshot(A)).length === before + 1, { what: 'C reaches A live' })
+  await A.waitForTimeout(150)
+  facts.stillPreviewing = await A.evaluate(() => window.__inkstream.preview)
+  await A.evaluate(() => window.__inkstream.setCamera({ x: window.__inkstream.camera.x + 20, y: window.__inkstream.camera.y + 40 })) // undo the pan
+  await A.waitForTimeout(150)
+  facts.previewInkC = await inkPixels(A, 700, 490, 200, 160)
+  facts.liveCountDuringPreview = (await snapshot(A)).length
+  // restore: both contexts see only A, live
+  await A.click('[data-testid="history-restore"]')
+  await A.waitForSelector('[data-testid="restore-report"]')
+  const restored = await waitFor(async () => { const b = await apiBoard(base, id); return b && b.shapes.length === 1 && b }, { what: 'restore on server' })
+  facts.serverAfterRestore = restored.shapes.map((s) => ({ id: s.id, type: s.type }))
+  await waitFor(async () => (await snapshot(A)).length === 1 && (await snapshot(B)).length === 1, { what: 'restore reaches A and B' })
+  facts.liveA = (await snapshot(A)).map((s) => s.id)
+  facts.liveB = (await snapshot(B)).map((s) => s.id)
+  facts.rectAId = rectA.id
+  facts.previewAfterRestore = await A.evaluate(() => window.__inkstream.preview)
+  await A.waitForTimeout(600)
+  await shot(A, 'history-restored-A')
+  await shot(B, 'history-restored-B')
+  // fork from the version with only A (slider), then the new board has A
+  await A.locator('[data-testid="history-slider"]').fill(String(facts.versionOnlyA))
+  await A.waitForFunction((v) => window.__inkstream.preview === v, facts.versionOnlyA)
+  await Promise.all([A.waitForURL((u) => !u.pathname.endsWith('/' + id)), A.click('[data-testid="history-fork"]')])
+  const forkId = decodeURIComponent(new URL(A.url()).pathname.split('/').pop())
+  facts.forkId = forkId
+  await A.waitForFunction(() => window.__inkstream && window.__inkstream.shapeCount() === 1, null, { timeout: 10000 })
+  facts.forkShapes = (await snapshot(A)).map((s) => ({ id: s.id, type: s.type, x: s.x, y: s.y, w: s.w, h: s.h }))
+  facts.rectA = { id: rectA.id, type: rectA.type, x: rectA.x, y: rectA.y, w: rectA.w, h: rectA.h }
+  facts.forkServer = (await apiBoard(base, forkId)).shapes.map((s) => s.type)
+  facts.forkToast = await A.textContent('[data-testid="toast"]')
+  await A.waitForTimeout(300)
+  await shot(A, 'history-fork')
+  facts.errors = errors
+  await ctxA.close(); await ctxB.close()
+}
+
 const browser = await launch()
 const results = {}
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -144,3 +144,28 @@ def test_stroke_sends_bounded_updates(results: dict[str, Any]) -> None:
     fast = r["fastStroke"]
     assert fast["updates"] <= fast["ms"] / 50 + 3, fast
     assert fast["updates"] < fast["moves"] / 4, fast
+
+
+def test_history_preview_restore_fork(results: dict[str, Any]) -> None:
+    r = scenario(results, "history")
+    assert r["authors"] == ["Ada", "Grace"]
+    # versions grouped by author, newest first
+    assert [g["user"] for g in r["groups"]][:2] == ["Grace", "Ada"]
+    assert r["groups"][1]["last"] == r["versionOnlyA"]
+    # the preview shows A and not B, clearly marked read-only, with the tools put away
+    assert r["bannerText"] == f"Viewing version {r['versionOnlyA']} — read-only"
+    assert r["previewInkA"] > 50
+    assert r["previewInkB"] == 0
+    assert r["toolbarHidden"]
+    # while previewing, Grace's new shape reaches the live document but not the preview
+    assert r["stillPreviewing"] == r["versionOnlyA"]
+    assert r["liveCountDuringPreview"] == 3
+    assert r["previewInkC"] == 0
+    # restore: server and both browsers hold only A, and Ada is back on the live board
+    assert r["serverAfterRestore"] == [{"id": r["rectAId"], "type": "rect"}]
+    assert r["liveA"] == [r["rectAId"]] and r["liveB"] == [r["rectAId"]]
+    assert r["previewAfterRestore"] is None
+    # fork from the version with only A: a new board holding A
+    assert r["forkShapes"] == [r["rectA"]]
+    assert r["forkServer"] == ["rect"]
+    assert "forked" in r["forkToast"]

@@ -14,6 +14,7 @@ import { exportSvg } from './svg.js'
 import { icon, LOGO } from './icons.js'
 import { h, toast, promptDialog, download } from './ui.js'
 import { storedName, suggestName, setName, userColor, initials } from './user.js'
+import { createHistory, describeSummary } from './history.js'
 
 const TOOLS = [
   { id: 'select', label: 'Select', key: 'V' },
@@ -72,6 +73,7 @@ export function mountBoard (root, boardId) {
   let editing = null // { id, ta, isNew, pos }
   const erasing = new Set()
   let hoverId = null
+  let preview = null // { version, sorted, info } while a past version is shown read-only
 
   // ---------------------------------------------------------------- DOM
   const canvas = h('canvas', { class: 'board-canvas', 'data-testid': 'board-canvas', tabindex: '0', 'aria-label': 'Whiteboard canvas' })
@@ -103,10 +105,36 @@ export function mountBoard (root, boardId) {
   const zoomLabel = h('button', { class: 'zoom-label', 'aria-label': 'Reset zoom to 100%', 'data-tip': 'Reset zoom — Ctrl+0', 'data-testid': 'zoom-reset', onclick: () => zoomTo(1) }, '100%')
   const undoBtn = h('button', { class: 'icon-btn', 'aria-label': 'Undo (Ctrl+Z)', 'data-tip': 'Undo — Ctrl+Z', 'data-testid': 'undo', html: icon('undo'), onclick: () => doUndo() })
   const redoBtn = h('button', { class: 'icon-btn', 'aria-label': 'Redo (Ctrl+Shift+Z)', 'data-tip': 'Redo — Ctrl+Shift+Z', 'data-testid': 'redo', html: icon('redo'), onclick: () => doRedo() })
+  const historyBtn = h('button', { class: 'icon-btn', 'aria-label': 'Version history (H)', 'aria-pressed': 'false', 'data-tip': 'Version history — H', 'data-testid': 'history-button', html: icon('history'), onclick: () => hist.toggle() })
+  const bannerText = h('span', { class: 'banner-text', 'data-testid': 'preview-banner-text' })
+  const bannerSub = h('span', { class: 'banner-sub' })
+  const previewBanner = h('div', { class: 'preview-banner', role: 'status', 'aria-live': 'polite', 'data-testid': 'preview-banner', hidden: true },
+    h('span', { class: 'banner-icon', html: icon('eye', 18) }),
+    h('span', { class: 'banner-body' }, bannerText, bannerSub),
+    h('button', { class: 'btn btn-sm', 'data-testid': 'back-to-live', onclick: () => hist.goLive() }, 'Back to live'))
   const emptyHint = h('div', { class: 'empty-hint', hidden: true },
     h('div', { class: 'empty-title' }, 'This board is empty'),
     h('div', { class: 'empty-sub' }, 'Draw with the pen, pick a shape from the toolbar, or drop an .excalidraw file here.'))
   const dropOverlay = h('div', { class: 'drop-overlay', hidden: true }, h('div', { class: 'drop-card' }, h('span', { html: icon('upload', 28) }), 'Drop an .excalidraw file to import it'))
+
+  const hist = createHistory(boardId, {
+    getUser: () => userName,
+    colorFor: (name) => {
+      // the colour people on the board use now, if the author is here
+      if (name === userName) return color
+      for (const st of awareness.getStates().values()) if (st && st.user && st.user.name === name) return st.user.color
+      return null
+    },
+    flush: () => flush(),
+    enterPreview: (v, shapes, info) => enterPreview(v, shapes, info),
+    exitPreview: () => exitPreview(),
+    navigate: (url) => { location.href = url },
+    onToggle: (open) => {
+      historyBtn.setAttribute('aria-pressed', String(open))
+      historyBtn.classList.toggle('active', open)
+      boardEl.classList.toggle('history-open', open)
+    }
+  })
 
   const menuItems = [
     ['upload', 'Import .excalidraw…', 'menu-import', () => fileInput.click()],
@@ -114,6 +142,8 @@ export function mountBoard (root, boardId) {
     ['image', 'Export as PNG', 'export-png', () => exportPng()],
     ['file', 'Export as SVG', 'export-svg', () => exportSvgFile()],
     ['download', 'Export as .excalidraw', 'export-excalidraw', () => exportExcalidrawFile()],
+    null,
+    ['history', 'Version history', 'menu-history', () => hist.open()],
     null,
     ['link', 'Copy link to board', 'copy-link', () => copyLink()],
     ['user', 'Change your name…', 'change-name', () => askName(true)],
@@ -124,16 +154,15 @@ export function mountBoard (root, boardId) {
     menu.append(h('button', { class: 'menu-item', role: 'menuitem', 'data-testid': it[2], html: icon(it[0], 18) + `<span>${it[1]}</span>`, onclick: () => { closeMenu(); it[3]() } }))
   }
 
-  root.replaceChildren(
-    h('div', { class: 'board' },
+  const boardEl = h('div', { class: 'board' },
       canvas, cursorsLayer, editorLayer,
       h('header', { class: 'topbar' },
         h('div', { class: 'card title-card' },
           h('a', { class: 'logo-link', href: '/', 'aria-label': 'All boards', 'data-tip': 'All boards', html: LOGO }),
           titleInput,
           h('div', { class: 'menu-wrap' }, menuBtn, menu)),
-        toolbar,
-        h('div', { class: 'card right-card' }, presence, status,
+        toolbar, previewBanner,
+        h('div', { class: 'card right-card' }, presence, status, historyBtn,
           h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
       ),
       stylePanel,
@@ -143,9 +172,10 @@ export function mountBoard (root, boardId) {
         h('button', { class: 'icon-btn', 'aria-label': 'Zoom in', 'data-tip': 'Zoom in — Ctrl+=', 'data-testid': 'zoom-in', html: icon('plus'), onclick: () => zoomBy(1.25) }),
         h('button', { class: 'icon-btn', 'aria-label': 'Zoom to fit', 'data-tip': 'Zoom to fit — Shift+1', 'data-testid': 'zoom-fit', html: icon('fit'), onclick: () => zoomToFit() })),
       h('div', { class: 'card undo-card' }, undoBtn, redoBtn),
+      hist.panel,
       emptyHint, dropOverlay, fileInput
-    )
   )
+  root.replaceChildren(boardEl)
   const ctx = canvas.getContext('2d')
 
   // ---------------------------------------------------------------- sync
@@ -243,6 +273,7 @@ export function mountBoard (root, boardId) {
   metaY.observe(() => renderTitle())
 
   function getSorted () {
+    if (preview) return preview.sorted
     if (sortedDirty) {
       sorted = Array.from(cache.values()).sort(compareZ)
       sortedDirty = false
@@ -314,8 +345,8 @@ export function mountBoard (root, boardId) {
     undo.stopCapturing()
   }
 
-  function doUndo () { if (editing) endEditing(true); flush(); undo.undo(); cleanSelection() }
-  function doRedo () { if (editing) endEditing(true); flush(); undo.redo(); cleanSelection() }
+  function doUndo () { if (preview) return; if (editing) endEditing(true); flush(); undo.undo(); cleanSelection() }
+  function doRedo () { if (preview) return; if (editing) endEditing(true); flush(); undo.redo(); cleanSelection() }
   function cleanSelection () {
     for (const id of selection) if (!cache.has(id)) selection.delete(id)
     updateSelectionUi()
@@ -323,10 +354,50 @@ export function mountBoard (root, boardId) {
   undo.on('stack-item-added', updateUndoButtons)
   undo.on('stack-item-popped', updateUndoButtons)
   function updateUndoButtons () {
-    undoBtn.disabled = undo.undoStack.length === 0
-    redoBtn.disabled = undo.redoStack.length === 0
+    undoBtn.disabled = !!preview || undo.undoStack.length === 0
+    redoBtn.disabled = !!preview || undo.redoStack.length === 0
   }
   updateUndoButtons()
+
+  // ---------------------------------------------------------------- read-only preview of a version
+  /** Show `shapes` (a past version, already sorted) instead of the live board, read-only. */
+  function enterPreview (version, shapes, info) {
+    if (!preview) {
+      if (editing) endEditing(true)
+      cancelGesture()
+      flush()
+      setSelection([])
+      hoverId = null
+    }
+    preview = { version, sorted: shapes || (preview && preview.version === version ? preview.sorted : []), info }
+    contentVersion++
+    boardEl.classList.add('previewing')
+    previewBanner.hidden = false
+    toolbar.hidden = true
+    bannerText.textContent = `Viewing version ${version} — read-only`
+    bannerSub.textContent = info ? `${info.user} · ${new Date(info.time).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })} · ${describeSummary(info.summary)}` : ''
+    boardEl.dataset.previewVersion = String(version)
+    titleInput.readOnly = true
+    renderStylePanel()
+    updateUndoButtons()
+    updateCursor()
+    requestRender()
+  }
+  function exitPreview () {
+    if (!preview) return
+    preview = null
+    contentVersion++
+    sortedDirty = true
+    boardEl.classList.remove('previewing')
+    delete boardEl.dataset.previewVersion
+    previewBanner.hidden = true
+    toolbar.hidden = false
+    titleInput.readOnly = false
+    renderStylePanel()
+    updateUndoButtons()
+    updateCursor()
+    requestRender()
+  }
 
   // ---------------------------------------------------------------- title
   function renderTitle () {
@@ -337,6 +408,7 @@ export function mountBoard (root, boardId) {
   }
   renderTitle()
   const commitTitle = () => {
+    if (preview) return
     const v = titleInput.value.trim().slice(0, 120)
     if (v !== (metaY.get('title') || '')) transact(() => metaY.set('title', v))
   }
@@ -508,7 +580,9 @@ export function mountBoard (root, boardId) {
     stats.frames++
     stats.lastMs = performance.now() - t0
     stats.totalMs += stats.lastMs
-    emptyHint.hidden = cache.size > 0 || !firstContentDone
+    emptyHint.hidden = (preview ? preview.sorted.length > 0 : cache.size > 0) || !firstContentDone
+    emptyHint.firstChild.textContent = preview ? `Version ${preview.version} is empty` : 'This board is empty'
+    emptyHint.lastChild.hidden = !!preview
     if (!expectMarked && window.__inkstreamExpect && cache.size >= window.__inkstreamExpect) {
       expectMarked = true
       performance.mark('inkstream:rendered')
@@ -602,6 +676,7 @@ export function mountBoard (root, boardId) {
     ctx.globalAlpha = 1
   }
   function drawRemoteSelections () {
+    if (preview) return
     awareness.getStates().forEach((st, clientId) => {
       if (clientId === doc.clientID || !st || !Array.isArray(st.selection) || !st.selection.length) return
       const c = (st.user && st.user.color) || '#868e96'
@@ -742,7 +817,7 @@ export function mountBoard (root, boardId) {
   }
   function updateCursor (handle) {
     let c = 'default'
-    if (spaceDown || (gesture && gesture.kind === 'pan')) c = gesture ? 'grabbing' : 'grab'
+    if (spaceDown || preview || (gesture && gesture.kind === 'pan')) c = gesture ? 'grabbing' : 'grab'
     else if (handle) c = HANDLE_CURSORS[handle]
     else if (tool === 'pen' || tool === 'rect' || tool === 'ellipse' || tool === 'line' || tool === 'arrow' || tool === 'sticky') c = 'crosshair'
     else if (tool === 'text') c = 'text'
@@ -777,7 +852,7 @@ export function mountBoard (root, boardId) {
     }
     if (pointers.size > 2) return
     const w = toWorld(sx, sy)
-    if (e.button === 1 || spaceDown || (e.button === 0 && e.altKey && tool !== 'select')) {
+    if (e.button === 1 || spaceDown || (e.button === 0 && e.altKey && tool !== 'select') || (preview && e.button === 0)) {
       gesture = { kind: 'pan', sx, sy, cam: { ...cam } }
       updateCursor()
       return
@@ -867,7 +942,7 @@ export function mountBoard (root, boardId) {
       return
     }
     if (!gesture) {
-      if (tool === 'select') {
+      if (tool === 'select' && !preview) {
         const handle = hitHandle(sx, sy)
         const hit = handle ? null : hitTest(w.x, w.y)
         const nid = hit ? hit.id : null
@@ -1074,7 +1149,7 @@ export function mountBoard (root, boardId) {
   canvas.addEventListener('pointerleave', () => { if (!gesture) sendCursor(null) })
 
   canvas.addEventListener('dblclick', (e) => {
-    if (tool !== 'select') return
+    if (tool !== 'select' || preview) return
     const { sx, sy } = localPoint(e)
     const w = toWorld(sx, sy)
     const hit = hitTest(w.x, w.y)
@@ -1303,7 +1378,7 @@ export function mountBoard (root, boardId) {
   function renderStylePanel () {
     const sel = [...selection].map((id) => cache.get(id)).filter(Boolean)
     const types = new Set(sel.length ? sel.map((s) => s.type) : (['select', 'eraser'].includes(tool) ? [] : [tool === 'pen' ? 'stroke' : tool]))
-    if (!types.size) { stylePanel.hidden = true; return }
+    if (!types.size || preview) { stylePanel.hidden = true; return }
     stylePanel.hidden = false
     const first = sel[0]
     const cur = (k) => (first ? first[k] : style[k])
@@ -1370,13 +1445,22 @@ export function mountBoard (root, boardId) {
   // ---------------------------------------------------------------- keyboard
   function isTyping (e) {
     const t = e.target
-    return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)
+    return t && ((t.tagName === 'INPUT' && t.type !== 'range') || t.tagName === 'TEXTAREA' || t.isContentEditable)
   }
   const onKeyDown = (e) => {
     if (isTyping(e)) return
+    // a focused slider keeps its own keys (arrows, Home/End, Page Up/Down)
+    if (e.target && e.target.type === 'range' && /^(Arrow|Home|End|Page)/.test(e.key)) return
     const mod = e.ctrlKey || e.metaKey
     const k = e.key
     if (k === ' ' && !spaceDown) { spaceDown = true; updateCursor(); e.preventDefault(); return }
+    if (!mod && !e.altKey && (k === 'h' || k === 'H')) { e.preventDefault(); hist.toggle(); return }
+    if (preview) {
+      // read-only: only the camera moves; Escape goes back to the live board
+      if (k === 'Escape') { e.preventDefault(); hist.goLive(); return }
+      if (mod && (k === '=' || k === '+')) { e.preventDefault(); zoomBy(1.25) } else if (mod && k === '-') { e.preventDefault(); zoomBy(0.8) } else if (mod && k === '0') { e.preventDefault(); zoomTo(1) } else if (e.shiftKey && (k === '!' || e.code === 'Digit1')) { e.preventDefault(); zoomToFit() } else if (mod && 'zZyYdDaA'.includes(k)) e.preventDefault()
+      return
+    }
     if (mod && (k === 'z' || k === 'Z')) { e.preventDefault(); if (e.shiftKey) doRedo(); else doUndo(); return }
     if (mod && (k === 'y' || k === 'Y')) { e.preventDefault(); doRedo(); return }
     if (mod && (k === 'd' || k === 'D')) { e.preventDefault(); duplicateSelection(); return }
@@ -1534,6 +1618,7 @@ export function mountBoard (root, boardId) {
     c.toBlob((blob) => blob && download(`${fileBase()}.png`, blob), 'image/png')
   }
   async function importFile (file) {
+    if (preview) { toast('You are viewing an old version — go back to live to import', { kind: 'warn' }); return }
     try {
       const text = await file.text()
       const { shapes, skipped, deleted } = importExcalidraw(text)
@@ -1610,10 +1695,23 @@ export function mountBoard (root, boardId) {
     setCamera: (c) => { cam = { ...cam, ...c }; camChanged() },
     zoomToFit: () => zoomToFit(false),
     importFile,
+    history: hist,
+    get preview () { return preview ? preview.version : null },
     get updatesSent () { return updatesSent }
   }
   let updatesSent = 0
-  doc.on('update', (u, origin) => { if (origin === LOCAL) updatesSent++ })
+  doc.on('update', (u, origin) => {
+    if (origin === LOCAL) updatesSent++
+    if (origin !== idb) hist.changed()
+  })
+
+  try {
+    const forked = JSON.parse(sessionStorage.getItem('inkstream:forked:' + boardId) || 'null')
+    if (forked) {
+      sessionStorage.removeItem('inkstream:forked:' + boardId)
+      toast(`New board forked from “${forked.from}” at version ${forked.version}. The original is unchanged.`, { kind: 'success', timeout: 6000 })
+    }
+  } catch {}
 
   setTool('pen')
   camChanged()

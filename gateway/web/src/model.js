@@ -52,24 +52,33 @@ function num (v, d = 0) {
 
 /** Plain snapshot of a shape Y.Map, with defaults and a derived bounding box. */
 export function readShape (id, ymap) {
+  return shapeFrom(id, (k) => ymap.get(k))
+}
+
+/** The same from a shape in the HTTP API's JSON form (`{id, type, x, ...}`), e.g. a past version. */
+export function plainShape (o) {
+  return shapeFrom(String(o.id), (k) => o[k])
+}
+
+function shapeFrom (id, get) {
   const s = {
     id,
-    type: ymap.get('type'),
-    x: num(ymap.get('x')),
-    y: num(ymap.get('y')),
-    w: Math.abs(num(ymap.get('w'))),
-    h: Math.abs(num(ymap.get('h'))),
-    points: ymap.get('points'),
-    rotation: num(ymap.get('rotation')),
-    stroke: ymap.get('stroke') || '#1e1e2e',
-    fill: ymap.get('fill') || 'transparent',
-    width: num(ymap.get('width'), 2),
-    opacity: num(ymap.get('opacity'), 1),
-    font: fontSize(ymap.get('font')),
-    text: ymap.get('text'),
-    z: String(ymap.get('z') ?? ''),
-    createdBy: ymap.get('createdBy'),
-    createdAt: ymap.get('createdAt')
+    type: get('type'),
+    x: num(get('x')),
+    y: num(get('y')),
+    w: Math.abs(num(get('w'))),
+    h: Math.abs(num(get('h'))),
+    points: get('points'),
+    rotation: num(get('rotation')),
+    stroke: get('stroke') || '#1e1e2e',
+    fill: get('fill') || 'transparent',
+    width: num(get('width'), 2),
+    opacity: num(get('opacity'), 1),
+    font: fontSize(get('font')),
+    text: get('text'),
+    z: String(get('z') ?? ''),
+    createdBy: get('createdBy'),
+    createdAt: get('createdAt')
   }
   return finishShape(s)
 }
