@@ -452,6 +452,46 @@ scenarios.history = async (browser, facts) => {
   await ctxA.close(); await ctxB.close()
 }
 
+// The name chosen in the welcome dialog (and later "Change your name…") is the author the server
+// records for the versions that follow, not the random name the page started with.
+scenarios.names = async (browser, facts) => {
+  const id = randomBoardId('names')
+  const errors = []
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } }) // no stored name
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  await page.waitForSelector('[data-testid="name-input"]')
+  facts.suggested = await page.inputValue('[data-testid="name-input"]')
+  await page.waitForTimeout(150)
+  await shot(page, 'welcome-dialog')
+  await page.fill('[data-testid="name-input"]', 'Lin')
+  await page.click('[data-testid="name-submit"]')
+  await page.waitForFunction(() => document.body.dataset.synced === 'true' && window.__inkstream.provider.params.user === 'Lin')
+  facts.titleSelection = await page.evaluate(() => { const t = document.querySelector('[data-testid="board-title"]'); return { focused: document.activeElement === t, selected: t.selectionEnd - t.selectionStart, windowSel: String(getSelection()) } })
+  await page.keyboard.press('r')
+  await drag(page, 300, 250, 500, 400)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 1, { what: 'rect on server' })
+  const versions = async () => (await (await fetch(`${base}/api/boards/${id}/versions?after=0&limit=1000`)).json()).versions
+  facts.authorsAfterWelcome = [...new Set((await versions()).map((v) => v.user))]
+  facts.createdBy = (await apiBoard(base, id)).shapes[0].createdBy
+  const n1 = (await versions()).length
+  // rename from the menu
+  await page.click('[data-testid="menu-button"]')
+  await page.click('[data-testid="change-name"]')
+  await page.fill('[data-testid="name-input"]', 'Lin Q')
+  await page.click('[data-testid="name-submit"]')
+  await page.waitForFunction(() => document.body.dataset.synced === 'true' && window.__inkstream.provider.wsconnected && window.__inkstream.provider.params.user === 'Lin Q')
+  facts.statusAfterRename = await page.getAttribute('[data-testid="connection-status"]', 'data-state')
+  await page.keyboard.press('o')
+  await drag(page, 700, 250, 900, 400)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 2, { what: 'ellipse on server' })
+  facts.authorsAfterRename = [...new Set((await versions()).slice(n1).map((v) => v.user))]
+  facts.presenceName = await page.getAttribute('[data-testid="presence-avatar"]', 'data-name')
+  facts.errors = errors
+  await ctx.close()
+}
+
 const browser = await launch()
 const results = {}
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -169,3 +169,15 @@ def test_history_preview_restore_fork(results: dict[str, Any]) -> None:
     assert r["forkShapes"] == [r["rectA"]]
     assert r["forkServer"] == ["rect"]
     assert "forked" in r["forkToast"]
+
+
+def test_chosen_name_is_the_recorded_author(results: dict[str, Any]) -> None:
+    r = scenario(results, "names")
+    assert r["suggested"] and r["suggested"] != "Lin"
+    # the versions after the welcome dialog carry the chosen name, not the random one
+    assert r["authorsAfterWelcome"] == ["Lin"]
+    assert r["createdBy"] == "Lin"
+    # "Change your name…": the next versions carry the new name; the reconnect is not shown as lost
+    assert r["authorsAfterRename"] == ["Lin Q"]
+    assert r["statusAfterRename"] == "connected"
+    assert r["presenceName"] == "Lin Q"

@@ -192,7 +192,9 @@ export function mountBoard (root, boardId) {
   let everConnected = false
   let netState = navigator.onLine === false ? 'offline' : 'connecting'
   let synced = false
+  let quietReconnectUntil = 0 // a deliberate reconnect (new name) is not shown as a lost connection
   provider.on('status', ({ status: s }) => {
+    if (s !== 'connected' && everConnected && performance.now() < quietReconnectUntil) return
     if (s === 'connected') { if (!everConnected) performance.mark('inkstream:ws-connected'); everConnected = true; netState = 'connected' } else if (!navigator.onLine) netState = 'offline'
     else netState = everConnected ? 'reconnecting' : 'connecting'
     renderStatus()
@@ -1569,11 +1571,24 @@ export function mountBoard (root, boardId) {
       value: userName,
       confirm: force ? 'Save' : 'Start drawing'
     })
-    if (v) {
-      userName = v.slice(0, 40)
-      setName(userName)
-      awareness.setLocalStateField('user', { name: userName, color })
-      provider.params.user = userName
+    if (v) applyName(v.slice(0, 40))
+  }
+  /**
+   * The server takes the author of every update (version provenance) from the connection's
+   * `?user=` and, newer servers, from the awareness `user.name`: change both, and reconnect so
+   * the next versions carry the new name.
+   */
+  function applyName (name) {
+    userName = name
+    setName(name)
+    awareness.setLocalStateField('user', { name, color })
+    if (provider.params.user === name) return
+    provider.params.user = name
+    if (provider.shouldConnect && provider.ws) {
+      flush()
+      quietReconnectUntil = performance.now() + 2000
+      provider.disconnect()
+      provider.connect()
     }
   }
   if (!storedName()) askName(false)
