@@ -492,6 +492,63 @@ scenarios.names = async (browser, facts) => {
   await ctx.close()
 }
 
+// A phone-sized screen (390×844): every control is reachable (the top element at its centre),
+// the style panel folds away, and the history panel opens as a bottom sheet.
+scenarios.phone = async (browser, facts) => {
+  const id = randomBoardId('phone')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  /** For each selector: is the element (or its descendant) what the user's finger hits at its centre? */
+  const onTop = (sels) => page.evaluate((sels) => Object.fromEntries(sels.map((sel) => {
+    const el = document.querySelector(sel)
+    if (!el || !el.getClientRects().length) return [sel, 'missing']
+    const r = el.getBoundingClientRect()
+    const x = r.left + r.width / 2; const y = r.top + r.height / 2
+    const inView = x >= 0 && y >= 0 && x <= innerWidth && y <= innerHeight
+    const hit = document.elementFromPoint(x, y)
+    return [sel, inView && !!hit && (hit === el || el.contains(hit)) ? 'ok' : `covered by ${hit ? (hit.dataset.testid || hit.className || hit.tagName) : 'nothing'}`]
+  })), sels)
+  const tools = ['select', 'pen', 'rect', 'ellipse', 'line', 'arrow', 'text', 'sticky', 'eraser'].map((t) => `[data-testid="tool-${t}"]`)
+  const chrome = ['zoom-out', 'zoom-reset', 'zoom-in', 'zoom-fit', 'undo', 'redo', 'menu-button', 'history-button', 'share', 'board-title', 'style-toggle'].map((t) => `[data-testid="${t}"]`)
+  facts.toolsOnTop = await onTop(tools)
+  facts.chromeOnTop = await onTop(chrome)
+  const area = (sel) => page.evaluate((sel) => { const el = document.querySelector(sel); if (!el || !el.getClientRects().length) return 0; const r = el.getBoundingClientRect(); return (r.width * r.height) / (innerWidth * innerHeight) }, sel)
+  facts.stylePanelAreaFolded = await area('.style-panel')
+  await shot(page, 'phone-board')
+  // open the style panel: a compact card, every swatch reachable; it folds on the next tap on the board
+  await page.tap('[data-testid="style-toggle"]')
+  facts.stylePanelAreaOpen = await area('.style-panel')
+  facts.swatchesOnTop = await onTop(['stroke-ink', 'stroke-purple', 'width-thin', 'width-bold'].map((t) => `[data-testid="${t}"]`))
+  facts.toolsOnTopWithStyle = await onTop(tools)
+  await page.tap('[data-testid="stroke-red"]')
+  await shot(page, 'phone-style-open')
+  // draw with the rectangle tool (taps on the toolbar, a drag on the board)
+  await page.tap('[data-testid="tool-rect"]')
+  facts.styleFoldsOnToolChange = await area('.style-panel')
+  await drag(page, 100, 300, 290, 460)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 1, { what: 'rect on server' })
+  facts.rect = (await snapshot(page)).map((s) => ({ type: s.type, stroke: s.stroke }))
+  facts.toolsOnTopWithSelection = await onTop(tools)
+  await shot(page, 'phone-rect-selected')
+  // history as a bottom sheet
+  await page.tap('[data-testid="history-button"]')
+  await page.waitForSelector('[data-testid="history-group"]')
+  facts.historyOnTop = await onTop(['history-slider', 'history-fork', 'history-close'].map((t) => `[data-testid="${t}"]`))
+  await page.locator('[data-testid="history-slider"]').fill('1')
+  await page.waitForFunction(() => window.__inkstream.preview === 1)
+  facts.bannerOnTop = await onTop(['[data-testid="back-to-live"]'])
+  await page.waitForTimeout(200)
+  await shot(page, 'phone-history-preview')
+  await page.tap('[data-testid="back-to-live"]')
+  await page.tap('[data-testid="history-close"]')
+  facts.toolsOnTopAfterHistory = await onTop(tools)
+  facts.errors = errors
+  await ctx.close()
+}
+
 const browser = await launch()
 const results = {}
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -181,3 +181,15 @@ def test_chosen_name_is_the_recorded_author(results: dict[str, Any]) -> None:
     assert r["authorsAfterRename"] == ["Lin Q"]
     assert r["statusAfterRename"] == "connected"
     assert r["presenceName"] == "Lin Q"
+
+
+def test_phone_layout_every_control_reachable(results: dict[str, Any]) -> None:
+    r = scenario(results, "phone")
+    for key in ("toolsOnTop", "chromeOnTop", "toolsOnTopWithStyle", "swatchesOnTop", "toolsOnTopWithSelection",
+                "historyOnTop", "bannerOnTop", "toolsOnTopAfterHistory"):
+        assert set(r[key].values()) == {"ok"}, (key, r[key])
+    # the style panel is folded until asked for, then a compact card, folded again on a tool change
+    assert r["stylePanelAreaFolded"] == 0
+    assert 0 < r["stylePanelAreaOpen"] < 0.25
+    assert r["styleFoldsOnToolChange"] == 0
+    assert r["rect"] == [{"type": "rect", "stroke": "#e03131"}]

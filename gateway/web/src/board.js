@@ -99,7 +99,17 @@ export function mountBoard (root, boardId) {
     toolButtons.set(t.id, b)
     toolbar.append(b)
   }
-  const stylePanel = h('div', { class: 'style-panel', 'aria-label': 'Style', role: 'region' })
+  const stylePanel = h('div', { class: 'style-panel collapsed', 'aria-label': 'Style', role: 'region', id: 'style-panel-' + boardId.replace(/[^\w-]/g, '_') })
+  // Small screens: the style panel folds behind this button (CSS shows it only there).
+  let styleOpen = false
+  const styleToggle = h('button', { class: 'style-toggle', 'aria-label': 'Style', 'aria-expanded': 'false', 'aria-controls': stylePanel.id, 'data-testid': 'style-toggle', hidden: true, onclick: () => setStyleOpen(!styleOpen) },
+    h('span', { class: 'style-toggle-dot' }))
+  function setStyleOpen (open) {
+    styleOpen = open
+    stylePanel.classList.toggle('collapsed', !open)
+    styleToggle.setAttribute('aria-expanded', String(open))
+    styleToggle.classList.toggle('active', open)
+  }
   const presence = h('div', { class: 'presence', 'data-testid': 'presence-list', 'aria-label': 'People on this board' })
   const status = h('div', { class: 'status', 'data-testid': 'connection-status', 'data-state': 'connecting', role: 'status', 'aria-live': 'polite' })
   const zoomLabel = h('button', { class: 'zoom-label', 'aria-label': 'Reset zoom to 100%', 'data-tip': 'Reset zoom — Ctrl+0', 'data-testid': 'zoom-reset', onclick: () => zoomTo(1) }, '100%')
@@ -165,7 +175,7 @@ export function mountBoard (root, boardId) {
         h('div', { class: 'card right-card' }, presence, status, historyBtn,
           h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
       ),
-      stylePanel,
+      stylePanel, styleToggle,
       h('div', { class: 'card zoom-card' },
         h('button', { class: 'icon-btn', 'aria-label': 'Zoom out', 'data-tip': 'Zoom out — Ctrl+−', 'data-testid': 'zoom-out', html: icon('minus'), onclick: () => zoomBy(1 / 1.25) }),
         zoomLabel,
@@ -807,6 +817,7 @@ export function mountBoard (root, boardId) {
   // ---------------------------------------------------------------- tools
   function setTool (t) {
     if (editing) endEditing(true)
+    if (styleOpen && t !== tool) setStyleOpen(false)
     tool = t
     for (const [id, b] of toolButtons) {
       b.classList.toggle('active', id === t)
@@ -841,6 +852,7 @@ export function mountBoard (root, boardId) {
   canvas.addEventListener('pointerdown', (e) => {
     canvas.focus({ preventScroll: true })
     closeMenu()
+    if (styleOpen) setStyleOpen(false)
     if (editing) { endEditing(true); if (tool !== 'select') return }
     const { sx, sy } = localPoint(e)
     pointers.set(e.pointerId, { x: sx, y: sy })
@@ -1380,8 +1392,9 @@ export function mountBoard (root, boardId) {
   function renderStylePanel () {
     const sel = [...selection].map((id) => cache.get(id)).filter(Boolean)
     const types = new Set(sel.length ? sel.map((s) => s.type) : (['select', 'eraser'].includes(tool) ? [] : [tool === 'pen' ? 'stroke' : tool]))
-    if (!types.size || preview) { stylePanel.hidden = true; return }
+    if (!types.size || preview) { stylePanel.hidden = true; styleToggle.hidden = true; return }
     stylePanel.hidden = false
+    styleToggle.hidden = false
     const first = sel[0]
     const cur = (k) => (first ? first[k] : style[k])
     const showFill = [...types].some((t) => FILLABLE.has(t) && t !== 'line') || sel.some((s) => s.type === 'line' && isClosed(s.points))
@@ -1442,6 +1455,8 @@ export function mountBoard (root, boardId) {
       ))
     }
     stylePanel.replaceChildren(...children)
+    styleToggle.style.setProperty('--c', cur('stroke') || '#1e1e2e')
+    styleToggle.style.setProperty('--f', showFill && cur('fill') && cur('fill') !== 'transparent' ? cur('fill') : '#ffffff')
   }
 
   // ---------------------------------------------------------------- keyboard
