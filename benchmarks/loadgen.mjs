@@ -56,9 +56,11 @@ const record = (ms) => {
   lat[nlat++] = ms
 }
 // --url may list several gateways (comma-separated): client c of each board uses URLS[c % n], and
-// deliveries between clients on different gateways are also reported on their own (cross_*).
+// deliveries between clients on different gateways are also reported on their own (cross_*), and those
+// between clients of the same gateway (local_*).
 const URLS = opt.url.split(',')
 const cross = []
+const local = []
 
 const clients = []
 for (let b = 0; b < BOARDS; b++) {
@@ -75,7 +77,7 @@ for (let b = 0; b < BOARDS; b++) {
         const v = map.get(key)
         if (v && typeof v.t === 'number') {
           record(t - v.t)
-          if (v.g !== undefined && v.g !== gw) cross.push(t - v.t)
+          if (v.g !== undefined) (v.g !== gw ? cross : local).push(t - v.t)
         }
       }
     })
@@ -185,6 +187,9 @@ if (URLS.length > 1) {
   cross.sort((a, b) => a - b)
   const cpct = (p) => (cross.length ? cross[Math.min(cross.length - 1, Math.floor((p / 100) * cross.length))] : null)
   Object.assign(result, { gateways: URLS.length, cross_samples: cross.length, cross_p50_ms: cpct(50), cross_p99_ms: cpct(99), cross_max_ms: cross.length ? cross[cross.length - 1] : null })
+  local.sort((a, b) => a - b)
+  const lpct = (p) => (local.length ? local[Math.min(local.length - 1, Math.floor((p / 100) * local.length))] : null)
+  Object.assign(result, { local_samples: local.length, local_p50_ms: lpct(50), local_p99_ms: lpct(99), local_max_ms: local.length ? local[local.length - 1] : null })
 }
 log(JSON.stringify(result))
 process.stdout.write(JSON.stringify(result) + '\n')

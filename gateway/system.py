@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,20 +50,26 @@ class System:
             await self.membership.start()  # join the cluster last: only a ready node is routed to
 
     async def close(self) -> None:
-        """Close every connection, then stop background work and storage (pending appends are committed)."""
+        """Close every connection, then stop background work and storage (pending appends are committed).
+
+        Every step is bounded, so SIGTERM always ends the process (a gateway under load once took
+        50 s): a step that hangs (an etcd or Redis call on a starved machine) is logged and skipped.
+        Nothing accepted is lost by that: an append is accepted only once the log has it, and the
+        event log gets the longest bound to flush what its producer still holds.
+        """
         if self.membership is not None:
-            await self.membership.close()  # leave the cluster first, so no new clients are routed here
+            await _bounded("leaving the cluster", self.membership.close())  # first: no new clients routed here
         for room in list(self.rooms.values()):
             for conn in list(room.connections):
                 conn.close(1001, "server shutting down")
         await asyncio.sleep(0)
         if self.projector is not None:
-            await self.projector.close()
+            await _bounded("the projector", self.projector.close(), 15.0)
         for part in reversed(self.background):
-            await part.close()
-        await self.service.close()
-        await self.event_log.close()
-        await self.store.close()
+            await _bounded(type(part).__name__, part.close())
+        await _bounded("the board service", self.service.close())
+        await _bounded("the event log", self.event_log.close(), 15.0)
+        await _bounded("the projection store", self.store.close())
 
     def _board_reset(self, board_id: str, reason: str) -> None:
         room = self.rooms.get(board_id)
@@ -75,6 +82,16 @@ class System:
         heads = await self.event_log.heads()
         summaries = await self.store.summaries()
         return [(head, summaries.get(head.board)) for head in heads]
+
+
+async def _bounded(what: str, step: Awaitable[None], seconds: float = 5.0) -> None:
+    """Await one shutdown step for at most `seconds`; log (never raise) if it fails or hangs."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown: %s did not finish within %.0f s; going on", what, seconds)
+    except Exception:
+        log.exception("shutdown: closing %s failed; going on", what)
 
 
 def build_embedded(settings: Settings) -> System:
