@@ -549,6 +549,112 @@ scenarios.phone = async (browser, facts) => {
   await ctx.close()
 }
 
+// Rough edges: zoom to fit beside the style panel, hollow shapes selectable from inside, no text
+// selection from dragging on the chrome, Escape cancels a title edit, export file names, and a
+// "New board" that writes nothing until used (also with the welcome dialog in front).
+scenarios.roughEdges = async (browser, facts) => {
+  const id = randomBoardId('rough')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  const rectOf = (sel) => page.$eval(sel, (e) => { const r = e.getBoundingClientRect(); return { l: r.left, t: r.top, r: r.right, b: r.bottom } })
+  const screenBoxes = () => page.evaluate(() => {
+    const cam = window.__inkstream.camera
+    return window.__inkstream.snapshot().map((s) => ({ id: s.id, l: (s.x - cam.x) * cam.zoom, t: (s.y - cam.y) * cam.zoom, r: (s.x + s.w - cam.x) * cam.zoom, b: (s.y + s.h - cam.y) * cam.zoom }))
+  })
+  // two hollow shapes far apart
+  await page.keyboard.press('r')
+  await drag(page, 400, 300, 600, 450)
+  await page.keyboard.press('o')
+  await drag(page, 900, 500, 1100, 700)
+  const [rect, ell] = await snapshot(page)
+  // click inside each (select tool is active after drawing): selects it
+  await page.mouse.click(100, 700)
+  await page.mouse.click(500, 375)
+  facts.insideRect = await page.evaluate(() => window.__inkstream.awareness.getLocalState().selection)
+  await page.mouse.click(1000, 600)
+  facts.insideEllipse = await page.evaluate(() => window.__inkstream.awareness.getLocalState().selection)
+  facts.ids = { rect: rect.id, ellipse: ell.id }
+  await page.waitForTimeout(100)
+  await shot(page, 'rough-hollow-selected')
+  // a drag from the style panel across the page selects no page text
+  await page.mouse.click(100, 700) // nothing selected
+  await page.keyboard.press('p') // the pen shows the style panel
+  const sp = await rectOf('.style-panel')
+  await page.mouse.move(sp.l + 14, sp.t + 10)
+  await page.mouse.down()
+  await page.mouse.move(sp.r + 300, sp.b + 200, { steps: 8 })
+  await page.mouse.move(20, 20, { steps: 8 })
+  await page.mouse.up()
+  facts.textSelectedByDrag = await page.evaluate(() => String(getSelection()))
+  facts.shapesAfterPanelDrag = (await snapshot(page)).length
+  // zoom to fit (pen tool: the style panel is showing) keeps every shape clear of the chrome
+  await page.click('[data-testid="zoom-fit"]')
+  await page.waitForTimeout(100)
+  const boxes = await screenBoxes()
+  const chrome = { style: await rectOf('.style-panel'), title: await rectOf('.title-card'), toolbar: await rectOf('.toolbar'), zoom: await rectOf('.zoom-card') }
+  const overlap = (a, b) => a.l < b.r && a.r > b.l && a.t < b.b && a.b > b.t
+  facts.fitOverlaps = Object.fromEntries(Object.entries(chrome).map(([k, c]) => [k, boxes.some((b) => overlap(b, c))]))
+  facts.fitInView = boxes.every((b) => b.l >= 0 && b.t >= 0 && b.r <= 1280 && b.b <= 800)
+  await shot(page, 'rough-zoom-fit-style-panel')
+  // Escape in the title box cancels, visibly
+  await page.click('[data-testid="board-title"]')
+  facts.titleHint = (await page.textContent('[data-testid="title-hint"]')).replace(/\s+/g, ' ').trim()
+  facts.titleHintVisible = await page.isVisible('[data-testid="title-hint"]')
+  await page.keyboard.type('Oops')
+  await shot(page, 'rough-title-editing')
+  await page.keyboard.press('Escape')
+  facts.titleAfterEscape = await page.inputValue('[data-testid="board-title"]')
+  facts.escapeToast = await page.textContent('[data-testid="toast"]')
+  await page.waitForTimeout(300)
+  facts.serverTitleAfterEscape = (await apiBoard(base, id)).meta.title ?? ''
+  // exports are named after the board: its id while untitled, then its title
+  await page.click('[data-testid="menu-button"]')
+  const [png0] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-png"]')])
+  facts.pngNameUntitled = png0.suggestedFilename()
+  await page.click('[data-testid="board-title"]')
+  await page.keyboard.type('Café plan: Q3/Q4')
+  await page.keyboard.press('Enter')
+  await page.click('[data-testid="menu-button"]')
+  const [png1] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-png"]')])
+  facts.pngName = png1.suggestedFilename()
+  await page.click('[data-testid="menu-button"]')
+  const [svg1] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-svg"]')])
+  facts.svgName = svg1.suggestedFilename()
+  facts.boardId = id
+  await ctx.close()
+
+  // "New board" by someone without a name yet: the welcome dialog comes first and leaves nothing
+  // highlighted; nothing reaches the server (nor the list) until the board is named or drawn on
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const p2 = await ctx2.newPage()
+  watchErrors(p2, 'B', errors)
+  await p2.goto(base + '/')
+  await Promise.all([p2.waitForURL(/\/b\/[A-Za-z0-9_-]{10}$/), p2.click('[data-testid="new-board"]')])
+  const newId = decodeURIComponent(new URL(p2.url()).pathname.split('/').pop())
+  await p2.waitForSelector('[data-testid="name-input"]')
+  await p2.waitForTimeout(300)
+  facts.focusDuringWelcome = await p2.evaluate(() => document.activeElement?.dataset.testid || document.activeElement?.tagName)
+  facts.titleSelectedDuringWelcome = await p2.evaluate(() => { const t = document.querySelector('[data-testid="board-title"]'); return t.selectionEnd - t.selectionStart })
+  await p2.fill('[data-testid="name-input"]', 'Kai')
+  await p2.click('[data-testid="name-submit"]')
+  await p2.waitForTimeout(400)
+  facts.afterWelcome = await p2.evaluate(() => ({ focus: document.activeElement?.dataset.testid || document.activeElement?.tagName, selected: String(getSelection()), title: document.querySelector('[data-testid="board-title"]').value }))
+  await shot(p2, 'rough-new-board-after-welcome')
+  await p2.waitForTimeout(800)
+  facts.newBoardOnServer = await apiBoard(base, newId)
+  // abandon it: back to the list, which does not show it
+  await p2.goto(base + '/')
+  await p2.waitForSelector('[data-testid="board-list"] :is([data-testid="board-card"], .empty-state)')
+  facts.abandonedInList = await p2.$$eval('[data-testid="board-card"]', (els, id) => els.some((e) => e.dataset.boardId === id), newId)
+  const listed = await (await fetch(`${base}/api/boards`)).json()
+  facts.abandonedOnServerList = (Array.isArray(listed) ? listed : listed.boards).some((b) => b.id === newId)
+  facts.errors = errors
+  await ctx2.close()
+}
+
 const browser = await launch()
 const results = {}
 for (const [name, fn] of Object.entries(scenarios)) {

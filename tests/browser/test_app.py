@@ -193,3 +193,31 @@ def test_phone_layout_every_control_reachable(results: dict[str, Any]) -> None:
     assert 0 < r["stylePanelAreaOpen"] < 0.25
     assert r["styleFoldsOnToolChange"] == 0
     assert r["rect"] == [{"type": "rect", "stroke": "#e03131"}]
+
+
+def test_rough_edges(results: dict[str, Any]) -> None:
+    r = scenario(results, "roughEdges")
+    # a click inside an unfilled rectangle / ellipse selects it
+    assert r["insideRect"] == [r["ids"]["rect"]]
+    assert r["insideEllipse"] == [r["ids"]["ellipse"]]
+    # dragging from the style panel selects no page text (and draws nothing)
+    assert r["textSelectedByDrag"] == ""
+    assert r["shapesAfterPanelDrag"] == 2
+    # zoom to fit keeps every shape clear of the style panel and the other floating chrome
+    assert r["fitOverlaps"] == {"style": False, "title": False, "toolbar": False, "zoom": False}
+    assert r["fitInView"]
+    # Escape in the title box cancels: hint shown while editing, old title back, nothing written
+    assert r["titleHintVisible"] and r["titleHint"] == "Enter to save · Esc to cancel"
+    assert r["titleAfterEscape"] == "" and r["serverTitleAfterEscape"] == ""
+    assert r["escapeToast"] == "Title change cancelled"
+    # exports are named <title or id>.png / .svg
+    assert r["pngNameUntitled"] == f"{r['boardId']}.png"
+    assert r["pngName"] == "Café plan Q3 Q4.png"
+    assert r["svgName"] == "Café plan Q3 Q4.svg"
+    # New board + welcome dialog: focus stays in the dialog, nothing highlighted after it
+    assert r["focusDuringWelcome"] == "name-input"
+    assert r["titleSelectedDuringWelcome"] == 0
+    assert r["afterWelcome"]["selected"] == "" and r["afterWelcome"]["title"] == ""
+    # ...and an abandoned new board leaves nothing behind
+    assert r["newBoardOnServer"] is None
+    assert not r["abandonedInList"] and not r["abandonedOnServerList"]

@@ -15,6 +15,7 @@ import { icon, LOGO } from './icons.js'
 import { h, toast, promptDialog, download } from './ui.js'
 import { storedName, suggestName, setName, userColor, initials } from './user.js'
 import { createHistory, describeSummary } from './history.js'
+import { rememberBoard } from './boards.js'
 
 const TOOLS = [
   { id: 'select', label: 'Select', key: 'V' },
@@ -80,6 +81,7 @@ export function mountBoard (root, boardId) {
   const cursorsLayer = h('div', { class: 'cursors', 'aria-hidden': 'true' })
   const editorLayer = h('div', { class: 'editor-layer' })
   const titleInput = h('input', { class: 'title-input', 'aria-label': 'Board title', placeholder: 'Untitled board', maxlength: '120', 'data-testid': 'board-title', spellcheck: 'false' })
+  const titleHint = h('div', { class: 'title-hint', 'data-testid': 'title-hint', hidden: true, 'aria-hidden': 'true' }, h('kbd', {}, 'Enter'), ' to save · ', h('kbd', {}, 'Esc'), ' to cancel')
   const fileInput = h('input', { type: 'file', accept: '.excalidraw,.json,application/json', style: { display: 'none' }, 'data-testid': 'import-input' })
   const menu = h('div', { class: 'menu', role: 'menu', hidden: true })
   const menuBtn = h('button', { class: 'icon-btn', 'aria-label': 'Main menu', 'aria-haspopup': 'menu', title: 'Menu', 'data-testid': 'menu-button', html: icon('menu') })
@@ -170,7 +172,7 @@ export function mountBoard (root, boardId) {
         h('div', { class: 'card title-card' },
           h('a', { class: 'logo-link', href: '/', 'aria-label': 'All boards', 'data-tip': 'All boards', html: LOGO }),
           titleInput,
-          h('div', { class: 'menu-wrap' }, menuBtn, menu)),
+          h('div', { class: 'menu-wrap' }, menuBtn, menu), titleHint),
         toolbar, previewBanner,
         h('div', { class: 'card right-card' }, presence, status, historyBtn,
           h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
@@ -234,8 +236,15 @@ export function mountBoard (root, boardId) {
   }
   renderStatus()
 
+  let remembered = false
+  function rememberOnce () {
+    if (remembered) return
+    remembered = true
+    rememberBoard(boardId)
+  }
   let firstContentDone = false
   function onFirstContent () {
+    if (cache.size || metaY.get('title')) rememberOnce()
     if (firstContentDone) return
     if (cache.size === 0 && !synced) return
     firstContentDone = true
@@ -424,18 +433,30 @@ export function mountBoard (root, boardId) {
     const v = titleInput.value.trim().slice(0, 120)
     if (v !== (metaY.get('title') || '')) transact(() => metaY.set('title', v))
   }
+  // Convention: Enter (or leaving the field) saves, Escape cancels — said by a hint under the
+  // field while it is focused, and a cancel visibly puts the old title back (it flashes).
   titleInput.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') { e.preventDefault(); titleInput.blur() }
-    if (e.key === 'Escape') { titleInput.value = metaY.get('title') || ''; titleInput.blur() }
+    if (e.key === 'Escape') {
+      e.preventDefault()
+      const before = metaY.get('title') || ''
+      const changed = titleInput.value.trim() !== before
+      titleInput.value = before
+      titleInput.blur()
+      if (changed) {
+        titleInput.classList.remove('reverted'); void titleInput.offsetWidth; titleInput.classList.add('reverted')
+        toast('Title change cancelled', { timeout: 2000 })
+      }
+      canvas.focus({ preventScroll: true })
+    }
   })
+  titleInput.addEventListener('focus', () => { if (!titleInput.readOnly) titleHint.hidden = false })
+  titleInput.addEventListener('blur', () => { titleHint.hidden = true })
   titleInput.addEventListener('blur', commitTitle)
-  if (sessionStorage.getItem('inkstream:new:' + boardId)) {
-    // Created via "New board": give it a title once so it shows in the list.
-    sessionStorage.removeItem('inkstream:new:' + boardId)
-    const when = new Date().toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
-    doc.transact(() => { if (!metaY.get('title')) metaY.set('title', `Untitled board · ${when}`) }, 'init')
-    setTimeout(() => { titleInput.focus(); titleInput.select() }, 50)
-  }
+  const isNewBoard = !!sessionStorage.getItem('inkstream:new:' + boardId)
+  if (isNewBoard) sessionStorage.removeItem('inkstream:new:' + boardId)
+  // "New board" writes nothing until the user draws or names it (no clutter from abandoned
+  // boards); it invites a title by focusing the empty title field — after the welcome dialog.
 
   // ---------------------------------------------------------------- camera
   function loadCam () {
@@ -464,11 +485,33 @@ export function mountBoard (root, boardId) {
   }
   function zoomBy (f) { zoomAt(f, canvas.clientWidth / 2, canvas.clientHeight / 2) }
   function zoomTo (z) { zoomAt(z / cam.zoom, canvas.clientWidth / 2, canvas.clientHeight / 2) }
-  function zoomToBounds (b, maxZoom = 1) {
+  /**
+   * The part of the canvas no floating chrome covers (screen px, canvas-relative): each visible
+   * panel/card cuts off the side of the remaining rectangle that loses the least area.
+   */
+  function clearArea () {
     const W = canvas.clientWidth || innerWidth; const H = canvas.clientHeight || innerHeight
-    const pad = 80
-    const z = Math.min(maxZoom, Math.max(MIN_ZOOM, Math.min((W - pad * 2) / Math.max(b.w, 1), (H - pad * 2) / Math.max(b.h, 1))))
-    cam = { x: b.x + b.w / 2 - W / 2 / z, y: b.y + b.h / 2 - H / 2 / z, zoom: z }
+    const cr = canvas.getBoundingClientRect()
+    let a = { l: 0, t: 0, r: W, b: H }
+    const els = boardEl.querySelectorAll('.title-card, .toolbar, .right-card, .preview-banner, .style-panel, .style-toggle, .history-panel, .zoom-card, .undo-card')
+    for (const el of els) {
+      if (!el.getClientRects().length) continue
+      const q = el.getBoundingClientRect()
+      const R = { l: q.left - cr.left, t: q.top - cr.top, r: q.right - cr.left, b: q.bottom - cr.top }
+      if (R.r <= a.l || R.l >= a.r || R.b <= a.t || R.t >= a.b) continue
+      const options = [{ ...a, l: R.r }, { ...a, r: R.l }, { ...a, t: R.b }, { ...a, b: R.t }]
+      const areaOf = (o) => Math.max(0, o.r - o.l) * Math.max(0, o.b - o.t)
+      const best = options.reduce((x, y) => (areaOf(y) > areaOf(x) ? y : x))
+      if ((best.r - best.l) >= W * 0.3 && (best.b - best.t) >= H * 0.3) a = best
+    }
+    return { x: a.l, y: a.t, w: a.r - a.l, h: a.b - a.t }
+  }
+  function zoomToBounds (b, maxZoom = 1) {
+    const A = clearArea()
+    const pad = Math.min(64, A.w / 8, A.h / 8)
+    const z = Math.min(maxZoom, Math.max(MIN_ZOOM, Math.min((A.w - pad * 2) / Math.max(b.w, 1), (A.h - pad * 2) / Math.max(b.h, 1))))
+    // centre of the bounds at the centre of the clear area
+    cam = { x: b.x + b.w / 2 - (A.x + A.w / 2) / z, y: b.y + b.h / 2 - (A.y + A.h / 2) / z, zoom: z }
     camChanged()
   }
   function zoomToFit (allowMsg = true) {
@@ -786,11 +829,34 @@ export function mountBoard (root, boardId) {
         return px >= s.x && px <= s.x + s.w && py >= s.y && py <= s.y + s.h
     }
   }
-  function hitTest (wx, wy, tolPx = 6) {
+  /** Inside an unfilled rectangle, ellipse or closed polygon (its outline is hit by hitShape). */
+  function insideHollow (s, wx, wy) {
+    if (s.fill !== 'transparent' || s.rotation) return false
+    if (s.type === 'rect') return wx >= s.x && wx <= s.x + s.w && wy >= s.y && wy <= s.y + s.h
+    if (s.type === 'ellipse') {
+      const rx = Math.max(s.w / 2, 0.5); const ry = Math.max(s.h / 2, 0.5)
+      return Math.hypot((wx - s.x - rx) / rx, (wy - s.y - ry) / ry) <= 1
+    }
+    if (s.type === 'line' && s.points && isClosed(s.points)) return pointInPoly(wx - s.x, wy - s.y, s.points)
+    return false
+  }
+  /**
+   * The shape under a point: outlines, ink and filled areas first (front to back); else, for
+   * selecting (`interior`), the smallest hollow shape whose inside holds the point — so clicking
+   * inside an unfilled box selects it, and shapes drawn inside a big box stay clickable.
+   */
+  function hitTest (wx, wy, tolPx = 6, interior = true) {
     const tol = tolPx / cam.zoom
     const list = getSorted()
     for (let i = list.length - 1; i >= 0; i--) if (hitShape(list[i], wx, wy, tol)) return list[i]
-    return null
+    if (!interior) return null
+    let best = null
+    for (let i = list.length - 1; i >= 0; i--) {
+      const s = list[i]
+      if (s.bbox.x > wx || s.bbox.y > wy || s.bbox.x + s.bbox.w < wx || s.bbox.y + s.bbox.h < wy) continue
+      if (insideHollow(s, wx, wy) && (!best || s.w * s.h < best.w * best.h)) best = s
+    }
+    return best
   }
   function hitHandle (sx, sy) {
     if (tool !== 'select' || !selection.size) return null
@@ -1166,7 +1232,7 @@ export function mountBoard (root, boardId) {
     if (tool !== 'select' || preview) return
     const { sx, sy } = localPoint(e)
     const w = toWorld(sx, sy)
-    const hit = hitTest(w.x, w.y)
+    const hit = hitTest(w.x, w.y, 6, false) // inside a hollow box: a new text there
     if (hit && TEXT_TYPES.has(hit.type)) { setSelection([hit.id]); startEditing(hit.id, false) } else if (!hit) startNewText(w.x, w.y - style.font * LINE_HEIGHT / 2)
   })
 
@@ -1606,7 +1672,14 @@ export function mountBoard (root, boardId) {
       provider.connect()
     }
   }
-  if (!storedName()) askName(false)
+  const welcome = storedName() ? Promise.resolve() : askName(false)
+  if (isNewBoard) {
+    welcome.then(() => setTimeout(() => {
+      if (document.activeElement && document.activeElement !== document.body && document.activeElement !== canvas) return
+      titleInput.focus()
+      titleInput.select()
+    }, 50))
+  }
 
   // ---------------------------------------------------------------- menu
   menuBtn.addEventListener('click', (e) => { e.stopPropagation(); menu.hidden = !menu.hidden; menuBtn.setAttribute('aria-expanded', String(!menu.hidden)) })
@@ -1619,8 +1692,10 @@ export function mountBoard (root, boardId) {
   }
 
   // ---------------------------------------------------------------- import / export
+  /** `<title or board id>[-v<version>]`: characters file systems refuse are dropped, others kept. */
   function fileBase () {
-    return ((metaY.get('title') || 'board').replace(/[^\w\- ]+/g, '').trim() || 'board').replace(/\s+/g, '-').slice(0, 60)
+    const raw = String(metaY.get('title') || '').replace(/[\\/:*?"<>|\u0000-\u001f\u007f]+/g, ' ').replace(/\s+/g, ' ').trim().replace(/^\.+/, '').slice(0, 80).trim()
+    return (raw || boardId) + (preview ? `-v${preview.version}` : '')
   }
   function exportableShapes () {
     flush()
@@ -1731,7 +1806,7 @@ export function mountBoard (root, boardId) {
   }
   let updatesSent = 0
   doc.on('update', (u, origin) => {
-    if (origin === LOCAL) updatesSent++
+    if (origin === LOCAL) { updatesSent++; rememberOnce() }
     if (origin !== idb) hist.changed()
   })
 

@@ -4,7 +4,7 @@
 import './styles.css'
 import { BOARD_ID_RE } from './model.js'
 import { mountBoard } from './board.js'
-import { mountBoards, rememberBoard } from './boards.js'
+import { mountBoards } from './boards.js'
 import { h } from './ui.js'
 
 function start () {
@@ -16,7 +16,6 @@ function start () {
     try { id = decodeURIComponent(m[1]) } catch {}
     if (BOARD_ID_RE.test(id)) {
       document.body.classList.add('on-board')
-      rememberBoard(id)
       mountBoard(root, id)
       return
     }
