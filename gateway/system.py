@@ -125,7 +125,8 @@ def build_distributed(settings: Settings) -> System:
 
     metrics = Metrics()
     redis = Redis.from_url(settings.redis_url)
-    archive = LazyReader(MongoProjectionStore(settings.mongo_url, settings.mongo_db, topic=settings.kafka_topic))
+    mongo = MongoProjectionStore(settings.mongo_url, settings.mongo_db, topic=settings.kafka_topic)
+    archive = LazyReader(mongo)
     event_log = KafkaEventLog(
         settings.kafka_bootstrap,
         settings.kafka_topic,
@@ -147,6 +148,11 @@ def build_distributed(settings: Settings) -> System:
 
     system.awareness = RedisAwarenessBus(Redis.from_url(settings.redis_url), settings.redis_prefix)
     system.background = [fanout, archive, system.awareness]
+    from projections.history import BoardHistory
+    from projections.mongo_archive import MongoArchive
+
+    # History (gateway.history_api.history_for): the event log for the newest versions, MongoDB for the rest.
+    system.history = BoardHistory(MongoArchive(event_log, mongo, archive))  # type: ignore[attr-defined]
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()

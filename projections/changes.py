@@ -25,6 +25,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
+from engine.fold import apply_update
 from engine.model import META_FIELDS, meta_map, render_shape, shapes_map
 
 PlainBoard = dict[str, Any]
@@ -190,6 +191,18 @@ class ChangeRecorder:
         self._top.clear()
         self._fields.clear()
         self._meta_touched = False
+        return changes
+
+    def record(self, update: bytes) -> Changes:
+        """Apply one update to the observed Doc and return what it changed (raises InvalidUpdate).
+
+        The one place both projectors (local and MongoDB) turn an update into a version's changes.
+        """
+        self.take()  # drop anything observed outside an update (there should be nothing)
+        try:
+            apply_update(self.doc, update)
+        finally:
+            changes = self.take()
         return changes
 
     def close(self) -> None:

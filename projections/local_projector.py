@@ -30,7 +30,7 @@ from pycrdt import Doc
 
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
-from engine.fold import apply_update, load_doc
+from engine.fold import load_doc
 from projections.changes import ChangeRecorder, PlainBoard, VersionRecord, apply_changes, plain_board
 from projections.changes import summary as safe_summary
 from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
@@ -175,9 +175,7 @@ class LocalProjector:
         return folded
 
     def _apply(self, folded: _Folded, event: Event, versions: list[VersionRecord]) -> None:
-        folded.recorder.take()  # drop anything observed outside an event (there should be nothing)
-        apply_update(folded.doc, event.update)
-        changes = folded.recorder.take()
+        changes = folded.recorder.record(event.update)
         p = event.provenance
         versions.append(VersionRecord(event.board, event.version, p.time, p.client_id, p.user, changes))
         folded.version = event.version

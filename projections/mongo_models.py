@@ -7,6 +7,11 @@ Collections (one database, `settings.mongo_db`):
 - ``updates``: the archive, one document per accepted update with its provenance; unique on
   (board, version). Survives Kafka retention; history replays from it.
 - ``checkpoints``: the compacted state every K versions; unique on (board, version).
+- history (projections.history): each ``updates`` document also carries what its version changed
+  (``changes``, projections.changes JSON, and counts); ``plain_checkpoints``: the board as plain
+  JSON every K versions, unique on (board, version); ``shape_versions``: per (board, shape) and
+  projector batch, the versions that touched the shape, unique on (board, shape, first version);
+  ``history_heads``: per board, the version up to which all of it is stored.
 - ``projector_cursors``: per topic partition, the offset folded into MongoDB (for lag and resume checks).
 
 Every write is conditional on version, so a projection never goes backwards.
@@ -50,6 +55,13 @@ class UpdateRecord(Document):
     data: bytes
     partition: int
     offset: int
+    # history: what this version changed (projections.changes.Changes.encode) and its counts;
+    # absent on updates archived before history existed.
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    meta: bool = False
+    changes: str | None = None
 
     class Settings:
         name = "updates"
@@ -72,6 +84,48 @@ class CheckpointDocument(Document):
         indexes = [IndexModel([("board", ASCENDING), ("version", DESCENDING)], unique=True, name="board_version")]
 
 
+class PlainCheckpointDocument(Document):
+    """The plain board (projections.changes) after `version`, as JSON text (every K versions)."""
+
+    board: str
+    version: int
+    plain: str
+
+    class Settings:
+        name = "plain_checkpoints"
+        indexes = [IndexModel([("board", ASCENDING), ("version", DESCENDING)], unique=True, name="board_version")]
+
+
+class ShapeVersions(Document):
+    """The versions first..last of one board that touched one shape, as folded in one projector batch.
+
+    `touches` = [[version, time, client, user, kind, [fields]], ...] ascending. Batches cut
+    differently after a crash may store a version twice (in two documents); readers deduplicate.
+    """
+
+    board: str
+    shape: str
+    first: int
+    last: int
+    touches: list[list[Any]]
+
+    class Settings:
+        name = "shape_versions"
+        indexes = [
+            IndexModel([("board", ASCENDING), ("shape", ASCENDING), ("first", ASCENDING)], unique=True, name="bsf"),
+        ]
+
+
+class HistoryHead(Document):
+    """Up to which version a board's history (changes, shape index, plain checkpoints) is stored."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]  # the board id
+    version: int
+
+    class Settings:
+        name = "history_heads"
+
+
 class PartitionCursor(Document):
     """How far into one partition of the topic MongoDB has folded (the next offset to read)."""
 
@@ -86,4 +140,12 @@ class PartitionCursor(Document):
         name = "projector_cursors"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [BoardDocument, UpdateRecord, CheckpointDocument, PartitionCursor]
+DOCUMENT_MODELS: list[type[Document]] = [
+    BoardDocument,
+    UpdateRecord,
+    CheckpointDocument,
+    PlainCheckpointDocument,
+    ShapeVersions,
+    HistoryHead,
+    PartitionCursor,
+]

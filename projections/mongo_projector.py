@@ -12,6 +12,13 @@ stores the (partition, offset) of the record that became its version: records at
 skipped, and every write is conditional on version (archive and checkpoints are unique on
 (board, version); the board document only moves forward).
 
+History (projections.history): the fold runs under a `ChangeRecorder` (the same code as the local
+projector), so each archived update also carries what it changed (`changes`, compact JSON) and its
+counts; a shape index groups, per batch, the versions that touched each shape (one document per
+(board, shape, batch), not one per version: a dragged shape is many versions in one batch); a plain
+JSON checkpoint is written every K versions next to the Yjs one; and a per-board history head says
+up to which version all of that is stored (written after the rest of the batch, so it is contiguous).
+
 The folding (`Projector`) is independent of faust and of MongoDB (`ProjectionSink`), so it is
 unit-testable and the faust wiring (`create_app`) stays small.
 """
@@ -19,6 +26,7 @@ unit-testable and the faust wiring (`create_app`) stays small.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -29,10 +37,11 @@ from typing import Any, Protocol
 from pycrdt import Doc
 
 from engine.errors import InvalidUpdate
-from engine.fold import apply_update, load_doc
+from engine.fold import load_doc
 from engine.model import render, summarize
 from engine.retry import Backoff, retry
 from engine.wire import Headers, MalformedRecord, decode_key, decode_provenance
+from projections.changes import ChangeRecorder, Changes, PlainBoard, apply_changes, plain_board
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,9 @@ class Batch:
 
     archive: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    plain_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    shape_index: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (board, shape) -> document
+    history_heads: dict[str, int] = field(default_factory=dict)  # board -> last version with history stored
     boards: list[dict[str, Any]] = field(default_factory=list)
     cursors: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
 
@@ -95,11 +107,24 @@ class ProjectionSink(Protocol):
 
 
 class _Folded:
-    __slots__ = ("board", "doc", "offset", "partition", "updated", "version", "written", "written_at")
+    __slots__ = (
+        "board",
+        "doc",
+        "offset",
+        "partition",
+        "plain",
+        "recorder",
+        "updated",
+        "version",
+        "written",
+        "written_at",
+    )
 
     def __init__(self, board: str, doc: Doc[Any], version: int, partition: int, offset: int) -> None:
         self.board = board
         self.doc = doc
+        self.recorder = ChangeRecorder(doc)
+        self.plain: PlainBoard = plain_board(doc)  # kept current from the recorded changes
         self.version = version
         self.partition = partition
         self.offset = offset
@@ -167,7 +192,7 @@ class Projector:
     def forget(self) -> None:
         """Drop cached boards whose documents are written (after a rebalance others may have moved them on)."""
         for board in [b for b, f in self._boards.items() if f.version == f.written]:
-            del self._boards[board]
+            self._boards.pop(board).recorder.close()
 
     async def project(self, records: Sequence[Record]) -> Batch:
         """Fold `records` (in partition order) and write them; returns once MongoDB has all of it."""
@@ -231,7 +256,7 @@ class Projector:
         for row in await self.sink.archived(board, after=folded.version):
             if row.version != folded.version + 1:
                 break  # a hole (a batch cut short): redelivery from Kafka fills it with the same versions
-            self._apply(folded, row.data, row.version)
+            self._apply(folded, row.data, row.version)  # its history is stored with it (written first)
             folded.version, folded.partition, folded.offset, folded.updated = (
                 row.version,
                 row.partition,
@@ -255,13 +280,17 @@ class Projector:
         self._boards.move_to_end(board)
         return folded
 
-    def _apply(self, folded: _Folded, update: bytes, version: int) -> None:
+    def _apply(self, folded: _Folded, update: bytes, version: int) -> Changes:
         try:
-            apply_update(folded.doc, update)
+            changes = folded.recorder.record(update)
         except InvalidUpdate as exc:
             # Still a version (every consumer counts every keyed record), archived as sent, folded as a no-op.
             log.error("board %s version %d does not decode (%s); archived, not folded", folded.board, version, exc)
             self.stats.record_rejected("invalid_update")
+            return Changes()
+        if not changes.empty:
+            apply_changes(folded.plain, changes)
+        return changes
 
     async def _fold(self, record: Record, batch: Batch) -> _Folded | None:
         try:
@@ -276,7 +305,7 @@ class Projector:
         if folded.partition not in (-1, record.partition):
             log.warning("board %s moved from partition %d to %d", board, folded.partition, record.partition)
         version = folded.version + 1
-        self._apply(folded, record.value, version)
+        changes = self._apply(folded, record.value, version)
         provenance = decode_provenance(record.headers, fallback_time=record.timestamp)
         folded.version = version
         folded.partition = record.partition
@@ -292,10 +321,23 @@ class Projector:
                 "data": record.value,
                 "partition": record.partition,
                 "offset": record.offset,
+                **history_fields(changes),
             }
         )
+        for shape, kind in changes.kinds.items():
+            entry = batch.shape_index.get((board, shape))
+            if entry is None:
+                entry = {"board": board, "shape": shape, "first": version, "touches": []}
+                batch.shape_index[(board, shape)] = entry
+            entry["last"] = version
+            entry["touches"].append(
+                [version, provenance.time, provenance.client_id, provenance.user, kind, changes.fields(shape)]
+            )
+        batch.history_heads[board] = version
         if version % self.checkpoint_every == 0:
             batch.checkpoints.append({"board": board, "version": version, "state": bytes(folded.doc.get_update())})
+            plain = json.dumps(folded.plain, separators=(",", ":"))
+            batch.plain_checkpoints.append({"board": board, "version": version, "plain": plain})
         return folded
 
     def _board_document(self, folded: _Folded) -> dict[str, Any]:
@@ -317,7 +359,19 @@ class Projector:
             board = next((b for b, f in self._boards.items() if f.version == f.written), None)
             if board is None:
                 return  # every cached board has unwritten changes: keep them until the next flush
-            del self._boards[board]  # MongoDB has it; reloaded on next use
+            self._boards.pop(board).recorder.close()  # MongoDB has it; reloaded on next use
+
+
+def history_fields(changes: Changes) -> dict[str, Any]:
+    """What an archived update carries for history: counts of shapes added / changed / removed, and its changes."""
+    kinds = list(changes.kinds.values())
+    return {
+        "added": kinds.count("added"),
+        "changed": kinds.count("changed"),
+        "removed": kinds.count("removed"),
+        "meta": changes.meta is not None,
+        "changes": changes.encode(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- faust

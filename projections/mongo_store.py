@@ -5,12 +5,19 @@ idempotently and conditionally on version. Read side: the engine's SnapshotStore
 summaries and heads for the boards list, the board JSON, and the update archive by version range
 (for history: state at V = nearest checkpoint at or before V + the archived updates after it).
 
+History (projections.history.HistoryArchive): `projected`, `plain_latest`, `changes`, `versions`,
+`shape_history` read what the projector stores with each batch (see projections.mongo_models);
+with `head`, `read`, `version_at` and `latest` this store is a complete HistoryArchive. A gateway
+wraps it in projections.mongo_archive.MongoArchive so the newest, not yet archived versions come
+from its event log.
+
 Beanie binds its models to one database per process; a process uses one MongoProjectionStore.
 Bulk writes go through the models' pymongo collections (one round trip per collection per batch).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,7 +26,18 @@ from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from engine.events import BoardHead, Event, Provenance
-from projections.mongo_models import DOCUMENT_MODELS, BoardDocument, CheckpointDocument, PartitionCursor, UpdateRecord
+from projections.changes import Changes, PlainBoard
+from projections.history import ShapeTouch, VersionInfo, summary_of
+from projections.mongo_models import (
+    DOCUMENT_MODELS,
+    BoardDocument,
+    CheckpointDocument,
+    HistoryHead,
+    PartitionCursor,
+    PlainCheckpointDocument,
+    ShapeVersions,
+    UpdateRecord,
+)
 from projections.mongo_projector import ArchivedUpdate, Batch, BoardState
 from projections.sqlite_store import BoardSummary, Checkpoint
 
@@ -102,11 +120,23 @@ class MongoProjectionStore:
         ]
 
     async def write(self, batch: Batch) -> None:
-        """Store a batch: archive and checkpoints first, then board documents, then cursors (all idempotent)."""
+        """Store a batch (all idempotent): the shape index, archive (with each version's changes) and
+        checkpoints first, then the history heads (so a head never passes a missing row), then board
+        documents, then cursors. One bulk write per collection."""
+        if batch.shape_index:
+            await self._insert_ignoring_duplicates(ShapeVersions, list(batch.shape_index.values()))
         if batch.archive:
             await self._insert_ignoring_duplicates(UpdateRecord, batch.archive)
         if batch.checkpoints:
             await self._insert_ignoring_duplicates(CheckpointDocument, batch.checkpoints)
+        if batch.plain_checkpoints:
+            await self._insert_ignoring_duplicates(PlainCheckpointDocument, batch.plain_checkpoints)
+        if batch.history_heads:
+            heads = [
+                UpdateOne({"_id": board}, {"$max": {"version": version}}, upsert=True)
+                for board, version in batch.history_heads.items()
+            ]
+            await self._bulk_ignoring_duplicates(HistoryHead, heads)
         if batch.boards:
             # Conditional on version: a stale write matches nothing, its upsert hits the _id and is ignored.
             ops = [
@@ -231,3 +261,74 @@ class MongoProjectionStore:
         """Partition -> next offset this store's projector group has folded (for lag)."""
         cursor = PartitionCursor.get_pymongo_collection().find({"group": self.group, "topic": self.topic})
         return {int(d["partition"]): int(d["next_offset"]) async for d in cursor}
+
+    # ------------------------------------------------------------------ history (HistoryArchive)
+
+    async def projected(self, board: str) -> int:
+        """The version up to which history (changes, shape index, plain checkpoints) is stored."""
+        doc = await HistoryHead.get_pymongo_collection().find_one({"_id": board}, {"version": 1})
+        return int(doc["version"]) if doc is not None else 0
+
+    async def plain_latest(self, board: str, at_or_before: int) -> tuple[int, PlainBoard] | None:
+        """The newest plain checkpoint with version <= at_or_before."""
+        found = await PlainCheckpointDocument.get_pymongo_collection().find_one(
+            {"board": board, "version": {"$lte": at_or_before}}, sort=[("version", -1)]
+        )
+        if found is None:
+            return None
+        plain: PlainBoard = json.loads(found["plain"])
+        return int(found["version"]), plain
+
+    async def changes(self, board: str, after: int, upto: int) -> list[tuple[int, Changes]]:
+        """Recorded changes of the versions after < v <= upto, in order."""
+        cursor = UpdateRecord.get_pymongo_collection().find(
+            {"board": board, "version": {"$gt": after, "$lte": upto}},
+            {"version": 1, "changes": 1},
+            sort=[("version", 1)],
+        )
+        return [(int(d["version"]), _changes(d)) async for d in cursor]
+
+    async def versions(self, board: str, after: int | None, before: int | None, limit: int) -> list[VersionInfo]:
+        """A page of versions with history: ascending after `after`, or descending below `before`."""
+        query: dict[str, Any] = {"board": board}
+        if before is not None:
+            query["version"], order = {"$lt": before}, -1
+        else:
+            query["version"], order = {"$gt": after or 0}, 1
+        cursor = UpdateRecord.get_pymongo_collection().find(
+            query, {"data": 0, "partition": 0, "offset": 0}, sort=[("version", order)], limit=limit
+        )
+        return [
+            VersionInfo(int(d["version"]), float(d["time"]), str(d["client"]), str(d["user"]), summary_of(_changes(d)))
+            async for d in cursor
+        ]
+
+    async def shape_history(self, board: str, shape: str, after: int, limit: int) -> list[ShapeTouch]:
+        """Versions that touched `shape`, ascending after `after` (two index range reads, then the pages)."""
+        collection = ShapeVersions.get_pymongo_collection()
+        docs: list[dict[str, Any]] = []
+        earlier = await collection.find_one(
+            {"board": board, "shape": shape, "first": {"$lte": after}}, sort=[("first", -1)]
+        )
+        if earlier is not None and int(earlier["last"]) > after:
+            docs.append(earlier)
+        touches: dict[int, ShapeTouch] = {}
+        for doc in docs:
+            _add_touches(touches, doc, after)
+        cursor = collection.find({"board": board, "shape": shape, "first": {"$gt": after}}, sort=[("first", 1)])
+        async for doc in cursor:
+            if len(touches) >= limit and int(doc["first"]) > sorted(touches)[limit - 1]:
+                break
+            _add_touches(touches, doc, after)
+        return [touches[v] for v in sorted(touches)[:limit]]
+
+
+def _changes(doc: dict[str, Any]) -> Changes:
+    text = doc.get("changes")
+    return Changes.decode(text) if isinstance(text, str) else Changes()
+
+
+def _add_touches(into: dict[int, ShapeTouch], doc: dict[str, Any], after: int) -> None:
+    for version, when, client, user, kind, fields in doc["touches"]:
+        if int(version) > after:
+            into[int(version)] = ShapeTouch(int(version), float(when), str(client), str(user), str(kind), list(fields))

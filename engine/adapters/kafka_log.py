@@ -79,8 +79,8 @@ class LazyReader:
             self._started = False
             await self.backend.close()
 
-    async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
-        """The backend's events; StorageUnavailable if it cannot be reached."""
+    async def connect(self) -> ArchiveBackend:
+        """The backend, connected (once); StorageUnavailable if it cannot be reached."""
         async with self._lock:
             if not self._started:
                 try:
@@ -88,6 +88,11 @@ class LazyReader:
                 except Exception as exc:
                     raise StorageUnavailable(f"the update archive is unreachable: {exc}") from exc
                 self._started = True
+        return self.backend
+
+    async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
+        """The backend's events; StorageUnavailable if it cannot be reached."""
+        await self.connect()
         try:
             return await self.backend.read(board, after, upto, limit)
         except StorageUnavailable:
