@@ -74,3 +74,27 @@ async def test_history_rows_shape_index_and_plain_checkpoints() -> None:
         (10, "changed", ["x"]),
     ]
     assert sink.batches[1].history_heads == {"b": len(updates)} and sink.batches[2].history_heads == {}
+
+
+async def test_a_restarted_projector_keeps_recording_from_the_board_document_and_archive() -> None:
+    """After a restart the projector loads the board document plus the archived tail: the plain board
+    it keeps (hence the next plain checkpoint and the changes) is still exact."""
+    updates = edits()
+    sink = HistorySink()
+    recs = [
+        Record(0, i, encode_key("b"), u, encode_headers(Provenance(1000.0 + i, "c", "ann")), 999.0)
+        for i, u in enumerate(updates)
+    ]
+    first = Projector(sink, checkpoint_every=5, board_interval=0.0)
+    await first.project(recs[:3])  # board document at 3
+    first.board_interval = 3600.0
+    await first.project(recs[3:8])  # archived to 8, document still at 3
+    second = Projector(sink, checkpoint_every=5)
+    await second.project(recs[6:])  # redelivery from an earlier offset
+    cp = next(c for b in sink.batches for c in b.plain_checkpoints if c["version"] == 10)
+    doc10 = load_doc(None, updates[:10])
+    assert render_plain(json.loads(cp["plain"]), "b", 10) == render(doc10, "b", 10)
+    plain = empty_plain()
+    for v in range(1, len(updates) + 1):
+        apply_changes(plain, Changes.decode(sink.archive[("b", v)]["changes"]))
+    assert render_plain(plain, "b", len(updates)) == render(load_doc(None, updates), "b", len(updates))
