@@ -10,8 +10,8 @@ Collections (one database, `settings.mongo_db`):
 - history (projections.history): each ``updates`` document also carries what its version changed
   (``changes``, projections.changes JSON, and counts); ``plain_checkpoints``: the board as plain
   JSON every K versions, unique on (board, version); ``shape_versions``: per (board, shape) and
-  projector batch, the versions that touched the shape, unique on (board, shape, first version);
-  ``history_heads``: per board, the version up to which all of it is stored.
+  projector batch, the versions that touched the shape, unique on (board, shape, first version).
+  History is complete up to the ``boards`` document's version (written after all of it).
 - ``projector_cursors``: per topic partition, the offset folded into MongoDB (for lag and resume checks).
 
 Every write is conditional on version, so a projection never goes backwards.
@@ -116,16 +116,6 @@ class ShapeVersions(Document):
         ]
 
 
-class HistoryHead(Document):
-    """Up to which version a board's history (changes, shape index, plain checkpoints) is stored."""
-
-    id: str = Field(alias="_id")  # type: ignore[assignment]  # the board id
-    version: int
-
-    class Settings:
-        name = "history_heads"
-
-
 class PartitionCursor(Document):
     """How far into one partition of the topic MongoDB has folded (the next offset to read)."""
 
@@ -146,6 +136,5 @@ DOCUMENT_MODELS: list[type[Document]] = [
     CheckpointDocument,
     PlainCheckpointDocument,
     ShapeVersions,
-    HistoryHead,
     PartitionCursor,
 ]

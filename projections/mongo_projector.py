@@ -16,8 +16,9 @@ History (projections.history): the fold runs under a `ChangeRecorder` (the same 
 projector), so each archived update also carries what it changed (`changes`, compact JSON) and its
 counts; a shape index groups, per batch, the versions that touched each shape (one document per
 (board, shape, batch), not one per version: a dragged shape is many versions in one batch); a plain
-JSON checkpoint is written every K versions next to the Yjs one; and a per-board history head says
-up to which version all of that is stored (written after the rest of the batch, so it is contiguous).
+JSON checkpoint is written every K versions next to the Yjs one. History is complete up to the
+board document's version (`projected`): that document is written after the batch's archive and
+index, so no extra write per batch says how far history goes.
 
 The folding (`Projector`) is independent of faust and of MongoDB (`ProjectionSink`), so it is
 unit-testable and the faust wiring (`create_app`) stays small.
@@ -77,7 +78,6 @@ class Batch:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     plain_checkpoints: list[dict[str, Any]] = field(default_factory=list)
     shape_index: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (board, shape) -> document
-    history_heads: dict[str, int] = field(default_factory=dict)  # board -> last version with history stored
     boards: list[dict[str, Any]] = field(default_factory=list)
     cursors: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
 
@@ -333,7 +333,6 @@ class Projector:
             entry["touches"].append(
                 [version, provenance.time, provenance.client_id, provenance.user, kind, changes.fields(shape)]
             )
-        batch.history_heads[board] = version
         if version % self.checkpoint_every == 0:
             batch.checkpoints.append({"board": board, "version": version, "state": bytes(folded.doc.get_update())})
             plain = json.dumps(folded.plain, separators=(",", ":"))

@@ -32,7 +32,6 @@ from projections.mongo_models import (
     DOCUMENT_MODELS,
     BoardDocument,
     CheckpointDocument,
-    HistoryHead,
     PartitionCursor,
     PlainCheckpointDocument,
     ShapeVersions,
@@ -121,8 +120,8 @@ class MongoProjectionStore:
 
     async def write(self, batch: Batch) -> None:
         """Store a batch (all idempotent): the shape index, archive (with each version's changes) and
-        checkpoints first, then the history heads (so a head never passes a missing row), then board
-        documents, then cursors. One bulk write per collection."""
+        checkpoints first, then board documents (whose version is how far history is complete, see
+        `projected`), then cursors. One bulk write per collection."""
         if batch.shape_index:
             await self._insert_ignoring_duplicates(ShapeVersions, list(batch.shape_index.values()))
         if batch.archive:
@@ -131,12 +130,6 @@ class MongoProjectionStore:
             await self._insert_ignoring_duplicates(CheckpointDocument, batch.checkpoints)
         if batch.plain_checkpoints:
             await self._insert_ignoring_duplicates(PlainCheckpointDocument, batch.plain_checkpoints)
-        if batch.history_heads:
-            heads = [
-                UpdateOne({"_id": board}, {"$max": {"version": version}}, upsert=True)
-                for board, version in batch.history_heads.items()
-            ]
-            await self._bulk_ignoring_duplicates(HistoryHead, heads)
         if batch.boards:
             # Conditional on version: a stale write matches nothing, its upsert hits the _id and is ignored.
             ops = [
@@ -265,9 +258,13 @@ class MongoProjectionStore:
     # ------------------------------------------------------------------ history (HistoryArchive)
 
     async def projected(self, board: str) -> int:
-        """The version up to which history (changes, shape index, plain checkpoints) is stored."""
-        doc = await HistoryHead.get_pymongo_collection().find_one({"_id": board}, {"version": 1})
-        return int(doc["version"]) if doc is not None else 0
+        """The version up to which history (changes, shape index, plain checkpoints) is stored.
+
+        The board document's: it is written after the archive and index rows of its version, and
+        only moves forward (the archive may be ahead of it by up to the projector's board interval;
+        BoardHistory answers those versions from the log).
+        """
+        return await self.head(board)
 
     async def plain_latest(self, board: str, at_or_before: int) -> tuple[int, PlainBoard] | None:
         """The newest plain checkpoint with version <= at_or_before."""
