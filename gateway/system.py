@@ -71,6 +71,15 @@ class System:
         await _bounded("the event log", self.event_log.close(), 15.0)
         await _bounded("the projection store", self.store.close())
 
+    async def close_connections(self, grace: float = 3.0) -> None:
+        """Close every WebSocket connection (1001) and wait up to `grace` seconds for them to end."""
+        for room in list(self.rooms.values()):
+            for conn in list(room.connections):
+                conn.close(1001, "server shutting down")
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.rooms and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 (rooms empty as handlers end)
+            await asyncio.sleep(0.05)
+
     def _board_reset(self, board_id: str, reason: str) -> None:
         room = self.rooms.get(board_id)
         if room is not None:
