@@ -206,9 +206,9 @@ async def post_restore(request: Request) -> Response:
     """POST /restore {"version": V}: append one update that makes the board look like V again."""
     system = _system(request)
     try:
+        body = await _json_body(request)
         board = validate_board_id(request.path_params["board"])
         history = history_for(system)
-        body = await _json_body(request)
         if not isinstance(body, dict) or "version" not in body:
             raise BadParam('expected a JSON body {"version": V}')
         version = await history.resolve(board, version=_int(body["version"], "version", minimum=1))
@@ -225,9 +225,9 @@ async def post_fork(request: Request) -> Response:
     """POST /fork {"version": V, "id": "new-id"} -> 201; 409 if the id exists."""
     system = _system(request)
     try:
+        body = await _json_body(request)
         board = validate_board_id(request.path_params["board"])
         history = history_for(system)
-        body = await _json_body(request)
         if not isinstance(body, dict) or "id" not in body or not isinstance(body["id"], str):
             raise BadParam('expected a JSON body {"version": V, "id": "new-board-id"}')
         raw = body.get("version")
@@ -309,8 +309,8 @@ async def post_import(request: Request) -> Response:
     """POST /import with an .excalidraw scene: adds its shapes as one update; reports skipped element types."""
     system = _system(request)
     try:
-        board = validate_board_id(request.path_params["board"])
         scene = await _json_body(request, limit=MAX_SCENE_BYTES)
+        board = validate_board_id(request.path_params["board"])
         event, imported = await import_scene(system.service, board, scene, _user(request))
     except Exception as exc:
         return _handle(exc)

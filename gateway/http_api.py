@@ -134,8 +134,8 @@ async def post_update(request: Request) -> Response:
             status=415,
         )
     try:
+        body = await read_body(request, system.settings.max_update_bytes)  # read first: keeps the connection usable
         validate_board_id(board_id)
-        body = await read_body(request, system.settings.max_update_bytes)
         if not body:
             return bad_request("empty body: expected a Yjs update", reason="invalid_update")
         client = request.client.host if request.client else "http"

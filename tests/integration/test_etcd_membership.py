@@ -63,7 +63,7 @@ async def test_cluster_follows_registration_revocation_and_lease_expiry(
     try:
         await eventually(lambda: cluster_ids(http), 10, "gw-a to list itself")
         assert await eventually(lambda: _equals(cluster_ids(http), ["gw-a", "gw-b"]), 10, "both gateways listed")
-        assert sorted(m.id for m in other.members()) == ["gw-a", "gw-b"]
+        await eventually(lambda: sorted(m.id for m in other.members()) == ["gw-a", "gw-b"], 10, "gw-b sees gw-a")
     finally:
         await other.close()  # graceful: revokes its lease
     await eventually(lambda: _equals(cluster_ids(http), ["gw-a"]), 10, "gw-b to leave at once")
