@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(settings: Settings) -> None:
     """Run the embedded system under Hypercorn until SIGINT/SIGTERM."""
     from gateway.app import create_app
-    from gateway.server import check_listen, serve_app
+    from gateway.server import check_listen, serve_app, tune_gc
     from gateway.system import build_embedded
 
     check_listen(settings.host, settings.port)
@@ -83,6 +83,7 @@ async def serve(settings: Settings) -> None:
             f"inkstream: data directory {settings.data_dir} is not writable: {exc.strerror or exc}"
         ) from None
     app = create_app(build_embedded(settings))
+    tune_gc()
     logging.getLogger("inkstream").info(
         "serving on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir.resolve()
     )

@@ -38,6 +38,7 @@ from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, 
 log = logging.getLogger(__name__)
 
 CURSOR = "local-projector"
+YIELD_EVERY_SECONDS = 0.002  # longest stretch the projector folds before letting the event loop run
 #: A checkpoint is due when the bytes to replay since the last one reach 1/REPLAY_FRACTION of its size.
 REPLAY_FRACTION = 4
 
@@ -130,7 +131,12 @@ class LocalProjector:
         checkpoints: list[Checkpoint] = []
         plains: list[PlainCheckpoint] = []
         versions: list[VersionRecord] = []
+        slice_started = time.perf_counter()
         for _seq, event in rows:
+            if time.perf_counter() - slice_started > YIELD_EVERY_SECONDS:
+                # Folding shares the gateway's event loop: never hold it for a whole batch.
+                await asyncio.sleep(0)
+                slice_started = time.perf_counter()
             folded = await self._fold(event, versions)
             touched[event.board] = folded
             if folded.checkpoint_due:
