@@ -33,7 +33,9 @@ CLOSE_UNSUPPORTED = 1003
 _ids = itertools.count(1)
 
 MAX_USER_NAME = 64  # characters of an author name kept in provenance
-MAX_MERGED_UPDATES = 256  # queued updates one outbound frame may merge
+MAX_MERGED_UPDATES = 256
+MAX_PARKED = 256  # updates one connection may have waiting for their dependencies
+MAX_PARKED_BYTES = 8 * 1024 * 1024  # queued updates one outbound frame may merge
 
 
 @dataclass(eq=False)
@@ -58,6 +60,15 @@ class Connection:
     _queued_bytes: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _sender: asyncio.Task[None] | None = None
+    parked: list[tuple[bytes, float]] = field(default_factory=list)  # updates waiting for their dependencies
+    retry_parked: Callable[[], None] | None = None  # set by the endpoint: retry them when the board changes
+
+    def park(self, update: bytes, now: float) -> bool:
+        """Keep an update whose dependencies have not arrived; False if too much is waiting already."""
+        if len(self.parked) >= MAX_PARKED or sum(len(u) for u, _ in self.parked) + len(update) > MAX_PARKED_BYTES:
+            return False
+        self.parked.append((update, now))
+        return True
 
     @property
     def client_id(self) -> str:
@@ -177,6 +188,9 @@ class Room:
     def on_event(self, event: Event, origin: object | None) -> None:
         """An update was accepted: send it to everyone but the connection it came from."""
         self.broadcast(protocol.sync_update(event.update), exclude=origin if isinstance(origin, Connection) else None)
+        for conn in self.connections:
+            if conn.parked and conn is not origin and conn.retry_parked is not None:
+                conn.retry_parked()  # the board changed: what they waited for may be here now
 
     def awareness_frame(self) -> bytes | None:
         """All present awareness states as one frame, or None if nobody is present."""

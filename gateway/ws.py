@@ -16,8 +16,16 @@ from collections import deque
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.board_id import validate_board_id
-from engine.errors import BoardTooLarge, InkstreamError, InvalidBoardId, StorageUnavailable, UpdateTooLarge
+from engine.errors import (
+    BoardTooLarge,
+    InkstreamError,
+    InvalidBoardId,
+    MissingDependencies,
+    StorageUnavailable,
+    UpdateTooLarge,
+)
 from engine.events import Event
+from engine.live_board import LiveBoard
 from gateway import protocol
 from gateway.rooms import (
     CLOSE_BAD_REQUEST,
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 1024  # appends one connection may have in flight before we wait for the log
 CLOSE_GRACE_SECONDS = 5.0  # how long a closed client has to answer our close frame
+PARK_SECONDS = 30.0  # how long an update may wait for the changes it builds on
 
 
 def _user(websocket: WebSocket) -> str | None:
@@ -123,6 +132,7 @@ async def _close_and_drain(websocket: WebSocket, code: int, reason: str) -> None
 
 async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
     inflight: deque[asyncio.Future[Event | None]] = deque()
+    conn.retry_parked = lambda: _retry_parked(system, conn, inflight)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(None) as deadline:
@@ -208,8 +218,31 @@ async def _on_sync(
         conn.send(reply)
         return True
     # STEP2 and UPDATE both carry an update to accept.
+    if not _submit(system, conn, board, message.payload, inflight):
+        return False
+    if conn.parked:
+        _retry_parked(system, conn, inflight)
+    while inflight and inflight[0].done():
+        inflight.popleft()
+    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
+        await asyncio.wait([inflight[0]])
+    return True
+
+
+def _submit(
+    system: System, conn: Connection, board: LiveBoard, update: bytes, inflight: deque[asyncio.Future[Event | None]]
+) -> bool:
+    """Accept one update from `conn`; park it if it builds on changes not here yet; False if closed."""
     try:
-        future = system.service.submit_loaded(board, message.payload, conn.client_id, conn.user, origin=conn)
+        future = system.service.submit_loaded(board, update, conn.client_id, conn.user, origin=conn)
+    except MissingDependencies as exc:
+        # A client's edit can race ahead of the sync step 2 that carries what it builds on (or, in
+        # distributed mode, of the fan-out). Keep it outside the Doc — never served, never logged —
+        # and retry it as the board changes; give up with 4400 if its dependencies never come.
+        if conn.park(update, time.monotonic()):
+            return True
+        _reject(system, conn, exc.reason, CLOSE_BAD_REQUEST, f"{exc} (waited too long)")
+        return False
     except (UpdateTooLarge, BoardTooLarge) as exc:
         _reject(system, conn, exc.reason, CLOSE_TOO_LARGE, str(exc))
         return False
@@ -222,11 +255,34 @@ async def _on_sync(
     if not future.done():
         inflight.append(future)
         future.add_done_callback(lambda f: _append_failed(conn, f))
-    while inflight and inflight[0].done():
-        inflight.popleft()
-    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
-        await asyncio.wait([inflight[0]])
     return True
+
+
+def _retry_parked(system: System, conn: Connection, inflight: deque[asyncio.Future[Event | None]]) -> None:
+    """Apply parked updates whose dependencies have arrived (in order, until no more progress)."""
+    board = system.service.loaded_board(conn.board_id)
+    if board is None or conn.closed.is_set():
+        return
+    progress = True
+    while progress and conn.parked:
+        progress = False
+        waiting, conn.parked = conn.parked, []
+        for update, since in waiting:
+            before = len(conn.parked)
+            if not _submit(system, conn, board, update, inflight):
+                return
+            if len(conn.parked) == before:  # it went in (or changed nothing)
+                progress = True
+            else:
+                conn.parked[-1] = (update, since)  # still waiting: keep its original time
+    if conn.parked and time.monotonic() - conn.parked[0][1] > PARK_SECONDS:
+        _reject(
+            system,
+            conn,
+            "missing_dependencies",
+            CLOSE_BAD_REQUEST,
+            "update builds on changes this board never received; resync",
+        )
 
 
 def _append_failed(conn: Connection, future: asyncio.Future[Event | None]) -> None:

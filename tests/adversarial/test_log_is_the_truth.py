@@ -54,21 +54,32 @@ def test_update_with_missing_dependencies_is_refused_and_never_served(inkstream_
 
 
 async def test_late_joiner_gets_only_what_the_log_has(inkstream_server: InkstreamServer) -> None:
-    """Same through the WebSocket: the orphan's connection is closed with a reason; a late joiner's sync
-    step 2 holds only what the log has."""
+    """Same through the WebSocket: the orphan is parked outside the Doc (an edit may race ahead of the sync
+    step 2 carrying what it builds on), so a late joiner's step 2 holds only what the log has; when the
+    dependency arrives on that connection, both are applied and logged."""
     server = inkstream_server
     url = f"{server.ws_url}/orph-ws"
-    _dependency, orphan = _orphan()
+    dependency, orphan = _orphan()
     async with joined(url) as writer:
         await writer.send(protocol.sync_update(_real()))
         await writer.send(protocol.sync_update(orphan))
-        closed = await close_of(writer)
-    assert closed is not None and closed[0] == 4400 and "does not have" in closed[1], closed
-    joiner_keys = set((await full_state(url)).get("shapes", type=Map).keys())
+        await writer.send(protocol.sync_step1(b"\x00"))  # its reply proves both updates were processed
+        while True:
+            message = protocol.decode(await writer.recv())
+            if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_STEP2:
+                break
+        joiner_keys = set((await full_state(url)).get("shapes", type=Map).keys())
+        assert joiner_keys == {"real"}, joiner_keys
+        await writer.send(protocol.sync_update(dependency))
+        await writer.send(protocol.sync_step1(b"\x00"))
+        while True:
+            message = protocol.decode(await writer.recv())
+            if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_STEP2:
+                break
     server.kill9()
     server.start()
     logged_keys = set((await full_state(url)).get("shapes", type=Map).keys())
-    assert joiner_keys == logged_keys == {"real"}, (joiner_keys, logged_keys)
+    assert logged_keys == {"real", "dep", "ghost"}, logged_keys
 
 
 def test_orphan_is_accepted_once_its_dependency_arrives(inkstream_server: InkstreamServer) -> None:
