@@ -46,6 +46,24 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc!r}")
 
 
+def kill9(proc: subprocess.Popen[bytes] | None) -> None:
+    """Kill a child process abruptly (SIGKILL), as a crash would, and reap it."""
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a running child; SIGKILL it if it has not exited within `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @dataclass
 class InkstreamServer:
     """A real `inkstream serve` subprocess on a free port with its own data directory."""
@@ -98,18 +116,10 @@ class InkstreamServer:
 
     def kill9(self) -> None:
         """Kill the server abruptly (SIGKILL), as a crash would."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout=10)
 
     def restart(self) -> None:
         self.stop()

@@ -9,7 +9,7 @@ import httpx
 from pycrdt import Doc, Map
 
 from gateway import protocol
-from tests.adversarial.conftest import OCTET, close_of, full_state, joined
+from tests.adversarial.conftest import OCTET, full_state, joined
 from tests.conftest import InkstreamServer
 
 

@@ -120,7 +120,8 @@ def test_excalidraw_import_and_exports(results: dict[str, Any]) -> None:
 
 def test_tools_selection_and_editing(results: dict[str, Any]) -> None:
     r = scenario(results, "editing")
-    assert [t["tool"] for t in r["tools"]] == ["select", "pen", "rect", "ellipse", "line", "arrow", "text", "sticky", "eraser"]
+    tools = ["select", "pen", "rect", "ellipse", "line", "arrow", "text", "sticky", "eraser"]
+    assert [t["tool"] for t in r["tools"]] == tools
     for t in r["tools"]:
         assert t["label"] and t["tip"] and t["svg"], t
     assert all(r["shortcuts"].values()), r["shortcuts"]

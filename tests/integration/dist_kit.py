@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from redis.asyncio import Redis
 from engine.adapters.redis_view import RedisViews
 from engine.fold import load_doc
 from engine.stream.records import decode_record
-from tests.conftest import free_port
+from tests.conftest import free_port, kill9, stop_process
 from tests.servers import ensure_servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,18 +87,10 @@ class Proc:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout=15)
 
 
 def _ready(url: str) -> bool:

@@ -7,7 +7,6 @@ import asyncio
 import inspect
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from engine.fold import fold, load_doc
 from engine.model import render
 from engine.wire import encode_headers, encode_key
 from projections.mongo_store import MongoProjectionStore
+from tests.conftest import kill9, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -97,18 +97,10 @@ class ProjectorProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout=20)
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
