@@ -106,6 +106,22 @@ def empty_plain() -> PlainBoard:
     return {"shapes": {}, "meta": {}}
 
 
+async def find_version_at(archive: HistoryArchive, board: str, when: float) -> int:
+    """The last version accepted at or before `when`: a binary search by version (log times only grow).
+
+    ~log2(versions) point reads on the (board, version) key instead of a scan of the board's rows.
+    """
+    lo, hi = 0, await archive.head(board)  # invariant: time(lo) <= when (lo=0: before everything)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        events = await archive.read(board, after=mid - 1, upto=mid)
+        if events and events[0].provenance.time <= when:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def summary_of(changes: Changes, ids_per_kind: int = 50) -> dict[str, Any]:
     """The summary shown for one version: counts and (some of) the shape ids per kind."""
     out: dict[str, Any] = {}

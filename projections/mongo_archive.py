@@ -14,7 +14,7 @@ from typing import Protocol
 
 from engine.events import Event
 from projections.changes import Changes, PlainBoard
-from projections.history import ShapeTouch, VersionInfo, YjsCheckpoint
+from projections.history import ShapeTouch, VersionInfo, YjsCheckpoint, find_version_at
 from projections.mongo_store import MongoProjectionStore
 
 
@@ -58,16 +58,8 @@ class MongoArchive:
         return await self.log.read(board, after=after, upto=upto, limit=limit)
 
     async def version_at(self, board: str, when: float) -> int:
-        """The last version accepted at or before `when`: binary search by version (log times only grow)."""
-        lo, hi = 0, await self.log.head(board)  # invariant: time(lo) <= when (lo=0: before everything)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            events = await self.log.read(board, after=mid - 1, upto=mid)
-            if events and events[0].provenance.time <= when:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        """The last version accepted at or before `when` (binary search by version)."""
+        return await find_version_at(self, board, when)
 
     async def latest(self, board: str, at_or_before: int | None = None) -> YjsCheckpoint | None:
         """The nearest Yjs checkpoint (or board document) at or before a version."""

@@ -13,7 +13,7 @@ from typing import Any
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
 from projections.changes import Changes, PlainBoard
-from projections.history import ShapeTouch, VersionInfo, summary_of
+from projections.history import ShapeTouch, VersionInfo, find_version_at, summary_of
 from projections.sqlite_store import Checkpoint, SqliteProjectionStore
 
 _VERSIONS_ASC = (
@@ -63,19 +63,8 @@ class SqliteArchive:
         return await self.log.read(board, after=after, upto=upto, limit=limit)
 
     async def version_at(self, board: str, when: float) -> int:
-        """The last version accepted at or before `when`: a binary search by version (log times only grow).
-
-        ~log2(versions) point reads on the (board, version) key instead of a scan of the board's rows.
-        """
-        lo, hi = 0, await self.log.head(board)  # invariant: time(lo) <= when (lo=0: before everything)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            events = await self.log.read(board, after=mid - 1, upto=mid)
-            if events and events[0].provenance.time <= when:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        """The last version accepted at or before `when` (binary search by version)."""
+        return await find_version_at(self, board, when)
 
     async def latest(self, board: str, at_or_before: int | None = None) -> Checkpoint | None:
         """The nearest Yjs checkpoint at or before a version."""
