@@ -38,6 +38,9 @@ MAX_PARKED = 256  # updates one connection may have waiting for their dependenci
 MAX_PARKED_BYTES = 8 * 1024 * 1024  # queued updates one outbound frame may merge
 
 
+_KEEPALIVE = protocol.awareness([])  # an empty awareness update: harmless, resets client timeouts
+
+
 @dataclass(eq=False)
 class Connection:
     """One WebSocket client of one board."""
@@ -60,6 +63,8 @@ class Connection:
     _queued_bytes: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _sender: asyncio.Task[None] | None = None
+    _last_sent: float = 0.0  # loop time of the last frame handed to the socket
+    _keepalive: asyncio.TimerHandle | None = None
     parked: list[tuple[bytes, float]] = field(default_factory=list)  # updates waiting for their dependencies
     retry_parked: Callable[[], None] | None = None  # set by the endpoint: retry them when the board changes
 
@@ -84,8 +89,24 @@ class Connection:
             self.user = name.strip()[:MAX_USER_NAME]
 
     def start(self) -> None:
-        """Start draining the outbound queue."""
+        """Start draining the outbound queue, and the keep-alive timer."""
+        loop = asyncio.get_running_loop()
+        self._last_sent = loop.time()
         self._sender = asyncio.create_task(self._send_forever(), name=f"inkstream-send-{self.id}")
+        self._keepalive = loop.call_later(self.keepalive_seconds, self._keep_alive)
+
+    def _keep_alive(self) -> None:
+        """Send an empty awareness update on a connection idle for `keepalive_seconds` (y-websocket
+        clients reconnect after 30 s of silence); one timer per connection, re-armed from the last send
+        rather than a timeout on every wait of the sender."""
+        if self.closed.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self._last_sent
+        if idle >= self.keepalive_seconds and not self._frames:
+            self.send(_KEEPALIVE)
+            idle = 0.0
+        self._keepalive = loop.call_later(max(0.01, self.keepalive_seconds - idle), self._keep_alive)
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; close the connection if the client is too far behind (by frames or bytes)."""
@@ -141,23 +162,24 @@ class Connection:
         return protocol.sync_update(bytes(merge_updates(*payloads)))
 
     async def _send_forever(self) -> None:
-        keepalive = protocol.awareness([])  # an empty awareness update: harmless, resets client timeouts
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if self._frames:
                     await self.send_frame(self._next_frame())
+                    self._last_sent = loop.time()
                     continue
                 if self.closed.is_set():
                     await self._close_now(self.close_code or 1000, self.close_reason)
                     return
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.keepalive_seconds)
-                except TimeoutError:
-                    await self.send_frame(keepalive)
+                await self._wake.wait()
         except Exception as exc:
             log.debug("sender of %s stopped: %r", self.id, exc)
             self.closed.set()
+        finally:
+            if self._keepalive is not None:
+                self._keepalive.cancel()
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop the sender task, first letting it send what is queued and the close frame if we are closing."""

@@ -168,15 +168,13 @@ class SqliteEventLog:
                 pass
             error = StorageUnavailable(f"event log commit failed: {exc}")
             self._failed = error
-            for item in batch:
-                item.loop.call_soon_threadsafe(_settle, item.future, None, error)
+            _settle_batch([(item, None) for item in batch], error)
             return
         self._heads.update(assigned)
         self._failed = None
         if self._on_commit is not None:
             self._on_commit(len(batch), time.perf_counter() - started)
-        for item, event in zip(batch, events, strict=True):
-            item.loop.call_soon_threadsafe(_settle, item.future, event, None)
+        _settle_batch(list(zip(batch, events, strict=True)), None)
         for listener in self._listeners:
             listener(int(last_seq))
 
@@ -237,11 +235,22 @@ class SqliteEventLog:
         return alive and self._failed is None and os.access(self.path, os.W_OK)
 
 
-def _settle(future: asyncio.Future[Event], event: Event | None, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        assert event is not None
-        future.set_result(event)
+def _settle_batch(done: list[tuple[_Pending, Event | None]], error: BaseException | None) -> None:
+    """Resolve a commit's futures with one wake-up of each waiting event loop (not one per update:
+    every call_soon_threadsafe writes to the loop's self-pipe, which cost ~3 % of the gateway's CPU)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Event], Event | None]]] = {}
+    for item, event in done:
+        by_loop.setdefault(item.loop, []).append((item.future, event))
+    for loop, futures in by_loop.items():
+        loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: list[tuple[asyncio.Future[Event], Event | None]], error: BaseException | None) -> None:
+    for future, event in futures:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert event is not None
+            future.set_result(event)
