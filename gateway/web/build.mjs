@@ -67,7 +67,7 @@ async function build () {
     hash_rule: 'sha256 over "<path>\\0<sha256 hex of file>\\n" for each source file, sorted by path (paths relative to gateway/web)',
     sources: files,
     outputs: { js, css, html: 'index.html' },
-    versions: { esbuild: esbuild.version, yjs: pkg('yjs'), 'y-websocket': pkg('y-websocket'), 'y-indexeddb': pkg('y-indexeddb') },
+    versions: { esbuild: esbuild.version, yjs: pkg('yjs'), 'y-websocket': pkg('y-websocket') },
     build_command: 'cd gateway/web && npm ci && npm run build'
   }
   writeFileSync(join(outdir, 'build-manifest.json'), JSON.stringify(manifest, null, 2) + '\n')

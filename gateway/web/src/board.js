@@ -1,8 +1,7 @@
 // The board page: a canvas whiteboard synced through Yjs (y-websocket to the
-// Inkstream gateway, y-indexeddb for offline), with presence and undo.
+// Inkstream gateway, an IndexedDB copy for offline), with presence and undo.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { IndexeddbPersistence } from 'y-indexeddb'
 import {
   LOCAL, LINE_HEIGHT, STICKY_PAD, POINT_TYPES, TEXT_TYPES, getRoots, readShape, finishShape,
   insertShape, newShapeFields, compareZ, keyBetween, keysBetween, randomId, round, shapeBox,
@@ -16,6 +15,8 @@ import { h, toast, promptDialog, download } from './ui.js'
 import { storedName, suggestName, setName, userColor, initials } from './user.js'
 import { createHistory, describeSummary } from './history.js'
 import { rememberBoard } from './boards.js'
+import { quietRemoteUpdates, earlySocketClass } from './sync.js'
+import { LocalStore } from './localstore.js'
 
 const TOOLS = [
   { id: 'select', label: 'Select', key: 'V' },
@@ -191,13 +192,26 @@ export function mountBoard (root, boardId) {
   const ctx = canvas.getContext('2d')
 
   // ---------------------------------------------------------------- sync
-  const idb = new IndexeddbPersistence(`inkstream:${boardId}`, doc)
+  const idb = new LocalStore(`inkstream:${boardId}`, doc)
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:'
+  // The socket index.html opened early, if it is for this board and user (see sync.js).
+  const pathSeg = (/^\/b\/([^/]+)/.exec(location.pathname) || [])[1] || ''
+  let early = window.__inkstreamEarly
+  window.__inkstreamEarly = null
+  if (early && (early.path !== pathSeg || early.user !== userName || navigator.onLine === false)) {
+    try { early.ws.close() } catch {}
+    early = null
+  }
   const provider = new WebsocketProvider(`${proto}//${location.host}/ws`, boardId, doc, {
     params: { user: userName },
     connect: navigator.onLine !== false,
-    maxBackoffTime: 5000
+    maxBackoffTime: 5000,
+    WebSocketPolyfill: earlySocketClass(early)
   })
+  // What the server sends is stored offline as received, not re-encoded (see sync.js).
+  quietRemoteUpdates(doc, provider, (update) => { idb.storeUpdate(update); hist.changed() },
+    // the offline copy, loaded while the socket is closed: the sync handshake will carry it
+    (origin) => origin === idb && !provider.wsconnected)
   const awareness = provider.awareness
   awareness.setLocalState({ user: { name: userName, color }, cursor: null, selection: [] })
 
@@ -218,7 +232,7 @@ export function mountBoard (root, boardId) {
     if (isSynced) onFirstContent()
     renderStatus()
   })
-  idb.on('synced', () => { document.body.dataset.localLoaded = 'true'; onFirstContent() })
+  idb.on('synced', () => { performance.mark('inkstream:local-loaded'); document.body.dataset.localLoaded = 'true'; onFirstContent() })
   addEventListener('offline', () => { provider.disconnect(); netState = 'offline'; renderStatus() })
   addEventListener('online', () => { netState = everConnected ? 'reconnecting' : 'connecting'; provider.connect(); renderStatus() })
 
@@ -245,10 +259,17 @@ export function mountBoard (root, boardId) {
   let firstContentDone = false
   function onFirstContent () {
     if (cache.size || metaY.get('title')) rememberOnce()
+    if (cache.size && idb.synced) {
+      // this browser keeps the board offline now: next visits ask for the board with its state vector, not early (index.html)
+      try { localStorage.setItem('inkstream:local:' + pathSeg, '1') } catch {}
+    }
     if (firstContentDone) return
     if (cache.size === 0 && !synced) return
     firstContentDone = true
-    if (!camFromStorage && cache.size > 0) zoomToFit(false)
+    if (!camFromStorage && cache.size > 0) {
+      zoomToFit(false)
+      camMovingUntil = 0 // placing the camera is not a gesture: draw crisply, no scene cache
+    }
     requestRender()
   }
 
