@@ -26,6 +26,7 @@ class Settings:
     fsync: bool = False  # fsync every group commit (survives power loss, not only process crashes)
     idle_unload_seconds: float = 60.0  # unload boards nobody is connected to after this long
     checkpoint_every: int = 1000  # versions between checkpoints
+    projector_process: bool = True  # embedded: fold projections/history in a child process (else in the gateway's)
     keepalive_seconds: float = 10.0  # send something on idle sockets (y-websocket clients time out at 30 s)
     max_send_queue: int = 4096  # frames queued to one slow client before it is disconnected
     max_send_queue_bytes: int = 64 * 1024 * 1024  # bytes queued to one slow client before it is disconnected

@@ -16,6 +16,7 @@ from gateway.metrics import Metrics
 from gateway.rooms import CLOSE_INTERNAL, Room
 from gateway.settings import Settings
 from projections.local_projector import LocalProjector
+from projections.projector_process import ProjectorProcess
 from projections.sqlite_store import BoardSummary, SqliteProjectionStore
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,11 @@ def build_embedded(settings: Settings) -> System:
     )
     store = SqliteProjectionStore(data_dir / "projections.db", fsync=settings.fsync)
     service = BoardService(event_log, store, limits=settings.limits, idle_seconds=settings.idle_unload_seconds)
-    projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
+    projector: LocalProjector | ProjectorProcess
+    if settings.projector_process:
+        projector = ProjectorProcess(event_log, store, checkpoint_every=settings.checkpoint_every)
+    else:
+        projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
     system = System(settings, event_log, store, service, metrics, projector, build_membership(settings, False))
 
     def accepted(_event: object, seconds: float) -> None:

@@ -88,6 +88,7 @@ class LocalProjector:
         self.cache_boards = cache_boards
         self.batch = batch
         self.step_interval = step_interval
+        self.poll_seconds = quiet_seconds / 2  # longest wait for a commit notification before looking anyway
         self._docs: OrderedDict[str, _Folded] = OrderedDict()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -126,7 +127,7 @@ class LocalProjector:
                 caught_up = True
             if caught_up:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.quiet_seconds / 2)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 self._wake.clear()
                 await asyncio.sleep(max(0.0, started + self.step_interval - loop.time()))
 

@@ -67,9 +67,16 @@ def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
 class SqliteEventLog:
     """EventLog adapter over one SQLite database file."""
 
-    def __init__(self, path: Path, fsync: bool = False, on_commit: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool = False,
+        on_commit: Callable[[int, float], None] | None = None,
+        reader_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self.reader_only = reader_only  # another process appends (the embedded projector's view of the log)
         self._on_commit = on_commit  # (batch size, seconds) -> None, for metrics
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -82,10 +89,12 @@ class SqliteEventLog:
     async def start(self) -> None:
         """Create the schema, load board heads and start the writer thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reader = _connect(self.path, self.fsync)
+        if self.reader_only:
+            return
         writer = _connect(self.path, self.fsync)
         writer.executescript(_SCHEMA)
         self._heads = {b: v for b, v in writer.execute("SELECT board, version FROM heads")}
-        self._reader = _connect(self.path, self.fsync)
         self._thread = threading.Thread(
             target=self._write_loop, args=(writer,), name="inkstream-log-writer", daemon=True
         )
@@ -214,6 +223,9 @@ class SqliteEventLog:
 
     async def head(self, board: str) -> int:
         """The latest committed version of `board` (0 if none)."""
+        if self.reader_only:
+            rows = await asyncio.to_thread(self._query, "SELECT version FROM heads WHERE board = ?", (board,))
+            return int(rows[0][0]) if rows else 0
         return self._heads.get(board, 0)
 
     async def heads(self) -> list[BoardHead]:

@@ -1,0 +1,162 @@
+"""The embedded projector in its own process, supervised by `inkstream serve`.
+
+Folding history (recording each version's changes, checkpoints, plain-JSON snapshots) costs about
+as much CPU as serving the clients whose updates it folds. In the gateway's process that work
+competes for the GIL and the event loop with live delivery, and showed up as its latency tail. The
+projector is already a separate consumer of the log with its own cursor (as `inkstream projector` is
+in distributed mode), so it runs the same `LocalProjector` in a child process, reading the SQLite
+event log and writing the projection database, both in WAL mode, while the gateway only reads
+projections. Still one command and no servers: the child is started, restarted and stopped by
+the gateway.
+
+The child exits when its parent goes away (even by `kill -9`): it watches a pipe whose write end
+only the parent holds. It polls the log every STEP_INTERVAL_SECONDS; it is idempotent and resumes
+from its stored cursor, so a crash or restart of either process loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.adapters.sqlite_log import SqliteEventLog
+from projections.sqlite_store import SqliteProjectionStore
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """What the child needs to open the same databases."""
+
+    events_db: Path
+    projections_db: Path
+    fsync: bool
+    checkpoint_every: int
+    rewind: bool  # the parent's store found projections from before history: refold from the start
+    log_level: str = "INFO"
+
+
+def _child_main(config: ProjectorConfig, parent_alive: multiprocessing.connection.Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops us
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s [projector] %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_child(config, parent_alive))
+
+
+async def _child(config: ProjectorConfig, parent_alive: multiprocessing.connection.Connection) -> None:
+    from projections.local_projector import STEP_INTERVAL_SECONDS, LocalProjector
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_reader(parent_alive.fileno(), stop.set)  # readable = EOF: the parent closed it or died
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    event_log = SqliteEventLog(config.events_db, fsync=config.fsync, reader_only=True)
+    store = SqliteProjectionStore(config.projections_db, fsync=config.fsync)
+    await event_log.start()
+    await store.start()
+    store.history_backfill = store.history_backfill or config.rewind
+    projector = LocalProjector(event_log, store, checkpoint_every=config.checkpoint_every)
+    projector.poll_seconds = STEP_INTERVAL_SECONDS  # no commit notifications across processes: poll
+    await projector.start()
+    try:
+        await stop.wait()
+    finally:
+        await projector.close()
+        await store.close()
+        await event_log.close()
+
+
+class ProjectorProcess:
+    """Runs the local projector in a child process; restarts it if it dies; stops it on close."""
+
+    def __init__(self, event_log: SqliteEventLog, store: SqliteProjectionStore, checkpoint_every: int) -> None:
+        self.events_db = event_log.path
+        self.projections_db = store.path
+        self.fsync = store.fsync
+        self.store = store  # the gateway's handle on the same file: it knows whether history needs a refold
+        self.checkpoint_every = checkpoint_every
+        self.log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        self.rewind = False
+        self.restarts = 0
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._alive_writer: multiprocessing.connection.Connection | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def _spawn(self) -> None:
+        config = ProjectorConfig(
+            self.events_db, self.projections_db, self.fsync, self.checkpoint_every, self.rewind, self.log_level
+        )
+        reader, writer = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_child_main, args=(config, reader), name="inkstream-projector", daemon=True
+        )
+        process.start()
+        reader.close()  # only the child holds the read end: it sees EOF when we close or die
+        self._process, self._alive_writer = process, writer
+        self.rewind = False  # a restarted child resumes from the stored cursor
+        log.info("local projector running as process %s", process.pid)
+
+    async def start(self) -> None:
+        """Start the child (after the gateway opened both databases) and a task that restarts it if it dies."""
+        self.rewind = self.store.history_backfill
+        self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="inkstream-projector-supervisor")
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            process = self._process
+            if process is None or process.is_alive() or self._closing:
+                continue
+            log.error("local projector process %s exited with %s; restarting it", process.pid, process.exitcode)
+            self._release()
+            self.restarts += 1
+            await asyncio.sleep(RESTART_DELAY_SECONDS)
+            if not self._closing:
+                self._spawn()
+
+    def _release(self) -> None:
+        if self._alive_writer is not None:
+            self._alive_writer.close()
+            self._alive_writer = None
+        if self._process is not None and not self._process.is_alive():
+            self._process.close()
+        self._process = None
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Ask the child to stop (it writes what it folded), wait up to `grace` seconds, then kill it."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        process = self._process
+        if process is None:
+            return
+        if self._alive_writer is not None:
+            self._alive_writer.close()
+            self._alive_writer = None
+        await asyncio.to_thread(process.join, grace)
+        if process.is_alive():
+            log.warning("local projector process %s did not stop within %.0f s; killing it", process.pid, grace)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            await asyncio.to_thread(process.join, 5.0)
+        self._process = None

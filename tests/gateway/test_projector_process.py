@@ -1,0 +1,94 @@
+"""The embedded projector runs in a child process of `inkstream serve`: it keeps projections and
+history current, is restarted if it dies, and never outlives its gateway (not even a kill -9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+from pycrdt import Doc, Map
+
+from tests.conftest import InkstreamServer, wait_until
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _post_shape(server: InkstreamServer, board: str, doc: Doc, shape: str) -> int:
+    shapes = doc.get("shapes", type=Map)
+    before = doc.get_state()
+    shapes[shape] = Map({"type": "rect", "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0})
+    request = urllib.request.Request(
+        f"{server.url}/api/boards/{board}/updates",
+        data=doc.get_update(before),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return int(json.loads(r.read())["version"])
+
+
+def _projected(server: InkstreamServer, board: str) -> int:
+    with urllib.request.urlopen(f"{server.url}/api/boards/{board}/versions", timeout=10) as r:
+        return int(json.loads(r.read())["projected"])
+
+
+def _listed_shapes(server: InkstreamServer, board: str) -> int | None:
+    with urllib.request.urlopen(f"{server.url}/api/boards", timeout=10) as r:
+        return next((b["shapes"] for b in json.loads(r.read()) if b["id"] == board), None)
+
+
+def test_projector_child_is_restarted_and_catches_up(inkstream_server: InkstreamServer) -> None:
+    server = inkstream_server
+    assert server.proc is not None
+    wait_until(lambda: len(_children(server.proc.pid)) == 1, what="the projector child process")
+    [child] = _children(server.proc.pid)
+    doc: Doc = Doc()
+    version = _post_shape(server, "proj-restart", doc, "a")
+    wait_until(lambda: _projected(server, "proj-restart") >= version, what="history of the first shape")
+
+    os.kill(child, signal.SIGKILL)
+    version = _post_shape(server, "proj-restart", doc, "b")  # written while no projector runs
+    wait_until(lambda: [p for p in _children(server.proc.pid) if p != child], timeout=15, what="a new projector")
+    wait_until(lambda: _projected(server, "proj-restart") >= version, what="history after the restart")
+    wait_until(lambda: _listed_shapes(server, "proj-restart") == 2, what="summary after the restart")
+
+
+def test_projector_child_exits_with_its_gateway(tmp_path: Path) -> None:
+    for ending in ("kill9", "stop"):
+        server = InkstreamServer(data_dir=tmp_path / ending)
+        server.start()
+        try:
+            assert server.proc is not None
+            wait_until(lambda: len(_children(server.proc.pid)) == 1, what="the projector child process")
+            [child] = _children(server.proc.pid)
+            if ending == "kill9":
+                server.kill9()
+            else:
+                server.stop()
+            wait_until(lambda: not _alive(child), timeout=10, what=f"the projector to exit after {ending}")
+        finally:
+            server.stop()
