@@ -655,6 +655,83 @@ scenarios.roughEdges = async (browser, facts) => {
   await ctx2.close()
 }
 
+// A large board: it opens from the socket index.html opens early, reloads from the offline copy,
+// and while B pans over it (frames drawn from the scene cache) A's new shape appears on B's
+// canvas during the pan, not only after it.
+scenarios.bigBoard = async (browser, facts) => {
+  const id = randomBoardId('big')
+  const errors = []
+  const ctxA = await userContext(browser, 'Ada', '#4263eb')
+  const ctxB = await userContext(browser, 'Grace', '#e8590c')
+  const A = await ctxA.newPage(); const B = await ctxB.newPage()
+  watchErrors(A, 'A', errors); watchErrors(B, 'B', errors)
+  await openBoard(A, base, id)
+  // A writes 600 shapes in a grid (one update)
+  await A.evaluate((n) => {
+    const { doc, Y } = window.__inkstream
+    const shapes = doc.getMap('shapes')
+    doc.transact(() => {
+      for (let i = 0; i < n; i++) {
+        const m = new Y.Map()
+        const f = { type: i % 2 ? 'rect' : 'ellipse', x: (i % 30) * 60, y: Math.floor(i / 30) * 50, w: 44, h: 34, rotation: 0, stroke: '#1e1e2e', fill: '#a5d8ff', width: 2, opacity: 1, font: 24, z: 'a' + String(i).padStart(4, '0'), createdBy: 'Ada', createdAt: 1 }
+        for (const [k, v] of Object.entries(f)) m.set(k, v)
+        shapes.set('g' + i, m)
+      }
+    })
+  }, 600)
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 600, { what: '600 shapes on the server' })
+  // B opens it fresh: the early socket is what y-websocket uses, and B gets all of it
+  await openBoard(B, base, id)
+  await B.waitForFunction(() => window.__inkstream.shapeCount() === 600, null, { timeout: 15000 })
+  facts.earlySocketUsed = await B.evaluate(() => window.__inkstream.provider.ws?.early === true)
+  facts.openMarks = await B.evaluate(() => performance.getEntriesByType('mark').map((e) => e.name.replace('inkstream:', '')))
+  // B pans (a wheel event per frame) while A adds a magenta rectangle inside B's view
+  await B.evaluate(() => window.__inkstream.zoomToFit())
+  await B.waitForTimeout(300)
+  const target = await B.evaluate(() => { const c = window.__inkstream.camera; const el = document.querySelector('[data-testid="board-canvas"]'); return { x: c.x + el.clientWidth / 2 / c.zoom, y: c.y + el.clientHeight / 2 / c.zoom } })
+  const panning = B.evaluate(() => new Promise((resolve) => {
+    const canvas = document.querySelector('[data-testid="board-canvas"]')
+    const stats = window.__inkstream.stats
+    const blits0 = stats.cacheBlits || 0
+    let i = 0
+    const magenta = () => {
+      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
+      let n = 0
+      for (let k = 0; k < d.length; k += 16) if (d[k] > 200 && d[k + 1] < 80 && d[k + 2] > 200) n++
+      return n
+    }
+    const step = () => {
+      const r = canvas.getBoundingClientRect()
+      canvas.dispatchEvent(new WheelEvent('wheel', { deltaX: i % 2 ? 3 : -3, deltaY: 0, clientX: r.width / 2, clientY: r.height / 2, bubbles: true, cancelable: true }))
+      i++
+      if (i % 5 === 0 && window.__inkstream.shapeCount() === 601) {
+        const n = magenta()
+        if (n > 0) { resolve({ frames: i, magentaPixels: n, blits: (stats.cacheBlits || 0) - blits0, patches: stats.cachePatches || 0, stillMoving: true }); return }
+      }
+      if (i > 600) { resolve({ frames: i, magentaPixels: 0, blits: (stats.cacheBlits || 0) - blits0, shapes: window.__inkstream.shapeCount() }); return }
+      requestAnimationFrame(step)
+    }
+    requestAnimationFrame(step)
+  }))
+  await A.waitForTimeout(500)
+  await A.evaluate(({ x, y }) => {
+    const { doc, Y } = window.__inkstream
+    const m = new Y.Map()
+    const f = { type: 'rect', x: x - 40, y: y - 30, w: 80, h: 60, rotation: 0, stroke: '#ff00ff', fill: '#ff00ff', width: 2, opacity: 1, font: 24, z: 'b0', createdBy: 'Ada', createdAt: 2 }
+    for (const [k, v] of Object.entries(f)) m.set(k, v)
+    doc.transact(() => doc.getMap('shapes').set('live-during-pan', m))
+  }, target)
+  facts.duringPan = await panning
+  await B.waitForTimeout(400)
+  await shot(B, 'big-board-live-edit-during-pan')
+  // reload: the offline copy draws it, the socket then asks only for what is new
+  await B.reload()
+  await B.waitForFunction(() => window.__inkstream && window.__inkstream.shapeCount() === 601 && document.body.dataset.synced === 'true', null, { timeout: 15000 })
+  facts.afterReload = await B.evaluate(() => ({ early: window.__inkstream.provider.ws?.early === true, localLoaded: document.body.dataset.localLoaded === 'true', shapes: window.__inkstream.shapeCount() }))
+  facts.errors = errors
+  await ctxA.close(); await ctxB.close()
+}
+
 const browser = await launch()
 const results = {}
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -222,3 +222,16 @@ def test_rough_edges(results: dict[str, Any]) -> None:
     # ...and an abandoned new board leaves nothing behind
     assert r["newBoardOnServer"] is None
     assert not r["abandonedInList"] and not r["abandonedOnServerList"]
+
+
+def test_big_board_early_open_and_live_edit_during_pan(results: dict[str, Any]) -> None:
+    r = scenario(results, "bigBoard")
+    # opened over the socket index.html started while the app loaded
+    assert r["earlySocketUsed"] is True
+    assert {"sync-received", "synced"} <= set(r["openMarks"])
+    # another person's shape showed up on the canvas while the pan was still drawing cached frames
+    d = r["duringPan"]
+    assert d["magentaPixels"] > 0, d
+    assert d["blits"] > 0 and d["patches"] > 0, d
+    # a reload opens from the offline copy, with the ordinary socket
+    assert r["afterReload"] == {"early": False, "localLoaded": True, "shapes": 601}

@@ -274,23 +274,25 @@ export function mountBoard (root, boardId) {
   }
 
   // ---------------------------------------------------------------- model cache
-  let contentVersion = 0
+  let contentVersion = 0 // bumped by changes the scene cache cannot patch (preview, text editing, erasing)
   const gestureEditsContent = () => !!gesture && gesture.kind !== 'pan' && gesture.kind !== 'marquee'
   function refresh (id) {
-    contentVersion++
     const m = shapesY.get(id)
     if (!(m instanceof Y.Map)) { remove(id); return }
     const prev = cache.get(id)
     const s = readShape(id, m)
     const p = pending.get(id)
     if (p) { Object.assign(s, p); finishShape(s) }
+    damage(s.bbox)
     if (!prev) { cache.set(id, s); sortedDirty = true; return }
+    damage(prev.bbox)
     // update in place: `sorted` holds these objects
     if (prev.z !== s.z) sortedDirty = true
     Object.assign(prev, s)
   }
   function remove (id) {
-    contentVersion++
+    const s = cache.get(id)
+    if (s) damage(s.bbox)
     if (cache.delete(id)) sortedDirty = true
     pending.delete(id)
     selection.delete(id)
@@ -344,9 +346,10 @@ export function mountBoard (root, boardId) {
     const s = cache.get(id)
     if (!s) return
     pending.set(id, { ...(pending.get(id) || {}), ...fields })
-    contentVersion++
+    damage(s.bbox)
     Object.assign(s, fields)
     finishShape(s)
+    damage(s.bbox)
     if ('z' in fields) sortedDirty = true
     scheduleFlush()
     requestRender()
@@ -553,17 +556,20 @@ export function mountBoard (root, boardId) {
   function visibleWorld () {
     return { x: cam.x, y: cam.y, w: canvas.clientWidth / cam.zoom, h: canvas.clientHeight / cam.zoom }
   }
-  /**
-   * Draw background + shapes into `c` (a 2D context) for the world rect `v` at `zoom`,
-   * with `scale` device pixels per CSS pixel. Returns the number of shapes drawn.
-   */
-  function drawScene (c, v, zoom, scale, pxW, pxH) {
+  /** Background and dotted grid of the world rect at `v.x, v.y` in `c`, `scale` device px per CSS px. */
+  function drawBackground (c, v, zoom, scale, pxW, pxH) {
     c.setTransform(1, 0, 0, 1, 0, 0)
     c.globalAlpha = 1
     c.fillStyle = '#f8f9fc'
     c.fillRect(0, 0, pxW, pxH)
     drawGrid(c, { x: v.x, y: v.y, zoom }, pxW / scale, pxH / scale, scale)
-    c.setTransform(scale * zoom, 0, 0, scale * zoom, -v.x * zoom * scale, -v.y * zoom * scale)
+  }
+  /**
+   * Draw the shapes that touch the world rect `v` into `c` (a 2D context whose pixel (0, 0) is
+   * world (o.x, o.y), `scale` device pixels per CSS pixel). Returns the number drawn.
+   */
+  function drawShapes (c, v, o, zoom, scale) {
+    c.setTransform(scale * zoom, 0, 0, scale * zoom, -o.x * zoom * scale, -o.y * zoom * scale)
     c.lineCap = 'round'
     c.lineJoin = 'round'
     const vx2 = v.x + v.w; const vy2 = v.y + v.h
@@ -589,30 +595,162 @@ export function mountBoard (root, boardId) {
     return visible
   }
 
-  // Scene cache: while the camera moves over an expensive scene (thousands of shapes in view),
-  // frames are a single scaled/translated blit of a bitmap rendered once with a margin around
-  // the viewport; a crisp full render follows as soon as the camera settles.
-  const sceneCache = { canvas: null, version: -1, zoom: 1, x: 0, y: 0, w: 0, h: 0 }
+  // Scene cache: while the camera moves over a scene with many shapes, a frame is the background
+  // plus one scaled/translated blit of a bitmap of the shapes, rendered once around the viewport
+  // (and over the whole board when the board fits in it, so zooming out needs no new render); a
+  // crisp full render follows as soon as the camera settles. Shape changes meanwhile (others'
+  // live edits) do not throw the bitmap away: the world rects they touch are repainted in it
+  // (`damage` → `patchSceneCache`), so edits keep showing up during a pan or zoom.
+  const sceneCache = { canvas: null, spare: null, version: -1, zoom: 1, x: 0, y: 0, w: 0, h: 0, all: false, dirty: [] }
+  const CACHE_MIN_SHAPES = 150 // fewer shapes in view: drawing them directly is as cheap as a blit
+  const CACHE_SLICE_MS = 4 // drawing of the next bitmap per frame, while a gesture goes on
+  const CACHE_MAX_DIRTY = 64 // more changed rects than this before a frame: render the cache anew
   let lastSceneMs = 0
-  function buildSceneCache (W, H) {
-    const marginX = W / cam.zoom / 2; const marginY = H / cam.zoom / 2
-    const v = { x: cam.x - marginX, y: cam.y - marginY, w: W / cam.zoom * 2, h: H / cam.zoom * 2 }
-    const pxW = Math.round(W * 2); const pxH = Math.round(H * 2)
-    if (!sceneCache.canvas) sceneCache.canvas = document.createElement('canvas')
-    const cc = sceneCache.canvas
-    if (cc.width !== pxW || cc.height !== pxH) { cc.width = pxW; cc.height = pxH }
-    stats.visible = drawScene(cc.getContext('2d'), v, cam.zoom, 1, pxW, pxH)
-    Object.assign(sceneCache, { version: contentVersion, zoom: cam.zoom, ...v })
-    stats.cacheBuilds = (stats.cacheBuilds || 0) + 1
+  /** A shape's pixels changed inside world rect `b` (its old or new box). */
+  function damage (b) {
+    if (!b || preview) return
+    for (const sc of [sceneCache, building]) {
+      if (!sc || sc.version !== contentVersion) continue
+      if (sc.dirty.length >= CACHE_MAX_DIRTY) { sc.version = -1; continue }
+      sc.dirty.push({ x: b.x, y: b.y, w: b.w, h: b.h })
+    }
   }
+  function contentBounds () {
+    return unionBounds(getSorted())
+  }
+  /**
+   * Where a scene cache rendered at zoom `z` goes: a world rect `v` twice the viewport's size at
+   * that zoom, around the viewport's centre (+ whether it holds the whole board and the view).
+   */
+  function planSceneCache (W, H, pxW, pxH, z) {
+    const cx = cam.x + W / cam.zoom / 2; const cy = cam.y + H / cam.zoom / 2
+    let v = { x: cx - W / z, y: cy - H / z, w: W / z * 2, h: H / z * 2 }
+    // ...or, when the whole board and the view fit in that many pixels, all of it
+    const b = contentBounds()
+    let all = false
+    if (b) {
+      const pad = 4 / z
+      const x0 = Math.min(b.x - pad, cam.x); const y0 = Math.min(b.y - pad, cam.y)
+      const x1 = Math.max(b.x + b.w + pad, cam.x + W / cam.zoom); const y1 = Math.max(b.y + b.h + pad, cam.y + H / cam.zoom)
+      if ((x1 - x0) * z <= pxW && (y1 - y0) * z <= pxH) {
+        v = { x: (x0 + x1) / 2 - pxW / z / 2, y: (y0 + y1) / 2 - pxH / z / 2, w: pxW / z, h: pxH / z }
+        all = true
+      }
+    }
+    return { v, all, zoom: z }
+  }
+  /**
+   * Start rendering a scene cache for the current camera into a spare bitmap. `stepBuild` draws
+   * it a slice at a time, between frames of a gesture, while the current one is still shown;
+   * `finish` swaps them.
+   */
+  let building = null
+  function startBuild (W, H, zoomAhead = 1) {
+    const pxW = Math.round(W * 2); const pxH = Math.round(H * 2)
+    const plan = planSceneCache(W, H, pxW, pxH, Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, cam.zoom * zoomAhead)))
+    let cc = sceneCache.spare
+    if (!cc) cc = sceneCache.spare = document.createElement('canvas')
+    if (cc.width !== pxW || cc.height !== pxH) { cc.width = pxW; cc.height = pxH }
+    const c = cc.getContext('2d')
+    c.setTransform(1, 0, 0, 1, 0, 0)
+    c.clearRect(0, 0, pxW, pxH)
+    building = { canvas: cc, c, ...plan, list: getSorted(), i: 0, version: contentVersion, dirty: [] }
+    return building
+  }
+  /** Draw more of the cache being built, for about `budgetMs`; true when it is complete (and swapped in). */
+  function stepBuild (budgetMs) {
+    const bd = building
+    if (!bd) return false
+    if (bd.version !== contentVersion) { building = null; return false }
+    const t0 = performance.now()
+    const { c, v, zoom: z, list } = bd
+    c.setTransform(z, 0, 0, z, -v.x * z, -v.y * z)
+    c.lineCap = 'round'
+    c.lineJoin = 'round'
+    const vx2 = v.x + v.w; const vy2 = v.y + v.h
+    const hideText = editing ? editing.id : null
+    let i = bd.i
+    while (i < list.length) {
+      const end = Math.min(list.length, i + 200)
+      for (; i < end; i++) {
+        const s = list[i]
+        const b = s.bbox
+        if (b.x > vx2 || b.y > vy2 || b.x + b.w < v.x || b.y + b.h < v.y) continue
+        drawShape(c, s, z, { hideText })
+      }
+      c.globalAlpha = 1
+      // Rasterise now, in this slice: the canvas otherwise defers it all to the first blit of the
+      // bitmap (measured: frames of 100 ms to 1 s at high zoom).
+      c.getImageData(0, 0, 1, 1)
+      if (performance.now() - t0 > budgetMs) break
+    }
+    bd.i = i
+    stats.buildMs = (stats.buildMs || 0) + performance.now() - t0
+    if (i < list.length) return false
+    // done: swap bitmaps; shapes that changed meanwhile are repainted by the next patch
+    const old = sceneCache.canvas
+    Object.assign(sceneCache, { canvas: bd.canvas, spare: old, version: bd.version, zoom: z, ...v, all: bd.all, dirty: bd.dirty })
+    building = null
+    stats.cacheBuilds = (stats.cacheBuilds || 0) + 1
+    return true
+  }
+  function buildSceneCache (W, H) {
+    startBuild(W, H)
+    stepBuild(Infinity)
+  }
+  /** Repaint the changed rects of the scene cache (clear each, redraw the shapes touching it). */
+  function patchSceneCache () {
+    const sc = sceneCache
+    if (!sc.dirty.length) return
+    const c = sc.canvas.getContext('2d')
+    const z = sc.zoom
+    for (const d of sc.dirty) {
+      const m = 2 / z // antialiasing
+      const r = { x: d.x - m, y: d.y - m, w: d.w + 2 * m, h: d.h + 2 * m }
+      if (r.x + r.w < sc.x || r.y + r.h < sc.y || r.x > sc.x + sc.w || r.y > sc.y + sc.h) {
+        sc.all = false // a shape outside the bitmap: it no longer holds the whole board
+        continue
+      }
+      // in whole bitmap pixels
+      const px0 = Math.max(0, Math.floor((r.x - sc.x) * z)); const py0 = Math.max(0, Math.floor((r.y - sc.y) * z))
+      const px1 = Math.min(sc.canvas.width, Math.ceil((r.x + r.w - sc.x) * z)); const py1 = Math.min(sc.canvas.height, Math.ceil((r.y + r.h - sc.y) * z))
+      if (px1 <= px0 || py1 <= py0) continue
+      c.save()
+      c.setTransform(1, 0, 0, 1, 0, 0)
+      c.clearRect(px0, py0, px1 - px0, py1 - py0)
+      c.beginPath()
+      c.rect(px0, py0, px1 - px0, py1 - py0)
+      c.clip()
+      drawShapes(c, { x: sc.x + px0 / z, y: sc.y + py0 / z, w: (px1 - px0) / z, h: (py1 - py0) / z }, sc, z, 1)
+      c.restore()
+    }
+    sc.dirty = []
+    stats.cachePatches = (stats.cachePatches || 0) + 1
+  }
+  /** Draw the frame from the scene cache if it can stand for the current view. */
   function blitSceneCache (dpr, W, H) {
     const sc = sceneCache
     if (!sc.canvas || sc.version !== contentVersion) return false
     const ratio = cam.zoom / sc.zoom
-    if (ratio < 0.5 || ratio > 2) return false
     const vw = W / cam.zoom; const vh = H / cam.zoom
-    if (cam.x < sc.x || cam.y < sc.y || cam.x + vw > sc.x + sc.w || cam.y + vh > sc.y + sc.h) return false
-    ctx.setTransform(1, 0, 0, 1, 0, 0)
+    const inside = (m) => cam.x - m * vw >= sc.x && cam.y - m * vh >= sc.y && cam.x + vw * (1 + m) <= sc.x + sc.w && cam.y + vh * (1 + m) <= sc.y + sc.h
+    if (ratio > 3 || (!sc.all && (ratio < 0.5 || !inside(0)))) return false // too blurry, or part of the view never rendered
+    // getting blurry, or near the edge: render the next bitmap a slice per frame meanwhile
+    // Zooming: render it for where the zoom is going (half as far again), so one bitmap lasts
+    // from here to 3x further in (a third of the way out), not just to the next 2x.
+    if (!building) {
+      if (ratio > 1.3) startBuild(W, H, 1.5)
+      else if (!sc.all && ratio < 0.77) startBuild(W, H, 1 / 1.5)
+      else if (!sc.all && !inside(0.25)) startBuild(W, H, 1)
+    }
+    if (building && stepBuild(CACHE_SLICE_MS)) return blitSceneCache(dpr, W, H)
+    if (ratio > 2.5 && building) {
+      // this is as blurry as it gets: finish now
+      stepBuild(Infinity)
+      return blitSceneCache(dpr, W, H)
+    }
+    patchSceneCache()
+    drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
     const k = ratio * dpr // cache pixel -> device pixel
     ctx.imageSmoothingEnabled = true
     ctx.drawImage(sc.canvas, (sc.x - cam.x) * cam.zoom * dpr, (sc.y - cam.y) * cam.zoom * dpr, sc.canvas.width * k, sc.canvas.height * k)
@@ -632,13 +770,18 @@ export function mountBoard (root, boardId) {
     }
     const moving = t0 < camMovingUntil && !gestureEditsContent()
     let blitted = false
-    if (moving && (lastSceneMs > 6 || sceneCache.version === contentVersion)) {
+    if (moving) {
       blitted = blitSceneCache(dpr, W, H)
-      if (!blitted && lastSceneMs > 6) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H) }
+      // Canvas drawing is mostly rasterised after this function returns, so its JS time
+      // understates it: the number of shapes in view decides, as well as the time.
+      if (!blitted && (stats.visible >= CACHE_MIN_SHAPES || lastSceneMs > 6)) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H) }
     }
+    if (!moving) building = null // the camera settled: a bitmap for where it was is of no use
     if (!blitted) {
       const s0 = performance.now()
-      stats.visible = drawScene(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
+      const v = visibleWorld()
+      drawBackground(ctx, v, cam.zoom, dpr, canvas.width, canvas.height)
+      stats.visible = drawShapes(ctx, v, v, cam.zoom, dpr)
       lastSceneMs = performance.now() - s0
     }
     if (moving) {
