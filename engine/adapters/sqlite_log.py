@@ -1,8 +1,9 @@
-"""The embedded event log: SQLite in WAL mode with group commit on a dedicated writer thread.
+"""The embedded event log: SQLite in WAL mode with group commit.
 
 Every append waits until the transaction holding it has committed: that is when it is accepted.
-Appends that arrive while a commit is in flight are committed together in the next transaction,
-so durability costs one commit per batch, not per update. In WAL mode with synchronous=NORMAL a
+Appends that arrive together (in one event-loop iteration, or while a commit is in flight on the
+writer thread in fsync mode) are committed in one transaction, so durability costs one commit per
+batch, not per update. In WAL mode with synchronous=NORMAL a
 committed transaction survives `kill -9` of the process (it is in the WAL file); `fsync=True`
 (synchronous=FULL) also makes it survive power loss, at the cost of an fsync per batch.
 """
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS heads (
 """
 
 MAX_BATCH = 2048
+CHECKPOINT_SECONDS = 1.0  # default mode: how often the WAL is copied into the database file
 
 
 @dataclass(slots=True)
@@ -79,7 +81,12 @@ class SqliteEventLog:
         self.reader_only = reader_only  # another process appends (the embedded projector's view of the log)
         self._on_commit = on_commit  # (batch size, seconds) -> None, for metrics
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # fsync mode: the writer thread
+        self._writer: sqlite3.Connection | None = None  # default mode: committed on the event loop
+        self._batch: list[_Pending] = []
+        self._flush_scheduled = False
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._heads: dict[str, int] = {}
@@ -87,7 +94,16 @@ class SqliteEventLog:
         self._listeners: list[Callable[[int], None]] = []
 
     async def start(self) -> None:
-        """Create the schema, load board heads and start the writer thread."""
+        """Create the schema, load board heads and start committing.
+
+        Default durability (synchronous=NORMAL): a commit only writes to the WAL file (no fsync), so
+        it takes ~0.1 ms and runs on the event loop, once per loop iteration for every append queued
+        in it. A writer thread cost more than the commit: a cross-thread wake-up per batch, and the
+        GIL ping-pong between the loop and the thread (up to the 5 ms switch interval per hand-over)
+        delayed commits, hence deliveries, whenever the loop was busy. WAL checkpoints (which fsync)
+        move off the loop to a checkpointer thread. With `fsync=True` every commit fsyncs, which must
+        not block the loop: commits then run on a dedicated writer thread.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reader = _connect(self.path, self.fsync)
         if self.reader_only:
@@ -95,35 +111,87 @@ class SqliteEventLog:
         writer = _connect(self.path, self.fsync)
         writer.executescript(_SCHEMA)
         self._heads = {b: v for b, v in writer.execute("SELECT board, version FROM heads")}
-        self._thread = threading.Thread(
-            target=self._write_loop, args=(writer,), name="inkstream-log-writer", daemon=True
+        if self.fsync:
+            self._thread = threading.Thread(
+                target=self._write_loop, args=(writer,), name="inkstream-log-writer", daemon=True
+            )
+            self._thread.start()
+            return
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._writer = writer
+        self._stop_checkpoints.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="inkstream-log-checkpointer", daemon=True
         )
-        self._thread.start()
+        self._checkpointer.start()
 
     async def close(self) -> None:
-        """Commit what is queued, then stop the writer thread."""
+        """Commit what is queued, then stop committing."""
         if self._thread is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+        if self._writer is not None:
+            self._flush()
+            self._stop_checkpoints.set()
+            if self._checkpointer is not None:
+                await asyncio.to_thread(self._checkpointer.join)
+                self._checkpointer = None
+            self._writer.close()
+            self._writer = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
 
     def on_committed(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(last_seq)` (from the writer thread) after every commit."""
+        """Call `listener(last_seq)` after every commit (from the writer thread in fsync mode)."""
         self._listeners.append(listener)
 
     async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
         """Queue the update for the next group commit and wait until it is durable (its version is known then)."""
-        if self._thread is None:
-            raise StorageUnavailable("the event log is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Event] = loop.create_future()
-        self._queue.put(_Pending(board, update, provenance, future, loop))
+        pending = _Pending(board, update, provenance, future, loop)
+        if self._writer is not None:
+            self._batch.append(pending)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        elif self._thread is not None:
+            self._queue.put(pending)
+        else:
+            raise StorageUnavailable("the event log is not open")
         return await future
 
-    # -- writer thread ---------------------------------------------------------------------------
+    # -- committing ------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Commit every append queued since the last flush (default mode, on the event loop)."""
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if self._writer is None:
+            _settle([(item.future, None) for item in batch], StorageUnavailable("the event log is closed"))
+            return
+        for i in range(0, len(batch), MAX_BATCH):
+            part = batch[i : i + MAX_BATCH]
+            events, error = self._commit(self._writer, part)
+            _settle(list(zip((item.future for item in part), _outcomes(events, part), strict=True)), error)
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database file every CHECKPOINT_SECONDS, off the event loop.
+
+        PASSIVE never waits for (or blocks) the writer or readers; the WAL is reused from its start
+        once a checkpoint caught up, so it stays small.
+        """
+        conn = _connect(self.path, self.fsync)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed (will retry): %s", exc)
+        finally:
+            conn.close()
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -141,10 +209,12 @@ class SqliteEventLog:
                     stopping = True
                     break
                 batch.append(item)
-            self._commit(conn, batch)
+            events, error = self._commit(conn, batch)
+            _settle_batch(list(zip(batch, _outcomes(events, batch), strict=True)), error)
         conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> tuple[list[Event] | None, Exception | None]:
+        """Write `batch` in one transaction; return its events, or the error that failed them all."""
         started = time.perf_counter()
         assigned: dict[str, int] = {}
         rows = []
@@ -157,10 +227,9 @@ class SqliteEventLog:
             events.append(Event(item.board, version, item.update, p))
         try:
             conn.execute("BEGIN IMMEDIATE")
-            cur = conn.executemany(
+            conn.executemany(
                 "INSERT INTO events (board, version, ts, client, user, data) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
-            del cur
             last_ts = {r[0]: r[2] for r in rows}
             conn.executemany(
                 "INSERT INTO heads (board, version, ts) VALUES (?, ?, ?) "
@@ -177,15 +246,14 @@ class SqliteEventLog:
                 pass
             error = StorageUnavailable(f"event log commit failed: {exc}")
             self._failed = error
-            _settle_batch([(item, None) for item in batch], error)
-            return
+            return None, error
         self._heads.update(assigned)
         self._failed = None
         if self._on_commit is not None:
             self._on_commit(len(batch), time.perf_counter() - started)
-        _settle_batch(list(zip(batch, events, strict=True)), None)
         for listener in self._listeners:
             listener(int(last_seq))
+        return events, None
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -242,14 +310,18 @@ class SqliteEventLog:
         return int(value) if value is not None else 0
 
     async def writable(self) -> bool:
-        """True when the writer thread is alive, the last commit succeeded and the file is writable."""
-        alive = self._thread is not None and self._thread.is_alive()
+        """True when the log is open for appends, the last commit succeeded and the file is writable."""
+        alive = self._writer is not None or (self._thread is not None and self._thread.is_alive())
         return alive and self._failed is None and os.access(self.path, os.W_OK)
 
 
+def _outcomes(events: list[Event] | None, batch: list[_Pending]) -> list[Event | None]:
+    """One entry per pending append: its event, or None when the commit failed."""
+    return list(events) if events is not None else [None] * len(batch)
+
+
 def _settle_batch(done: list[tuple[_Pending, Event | None]], error: BaseException | None) -> None:
-    """Resolve a commit's futures with one wake-up of each waiting event loop (not one per update:
-    every call_soon_threadsafe writes to the loop's self-pipe, which cost ~3 % of the gateway's CPU)."""
+    """From the writer thread: resolve a commit's futures with one wake-up of each waiting loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Event], Event | None]]] = {}
     for item, event in done:
         by_loop.setdefault(item.loop, []).append((item.future, event))
