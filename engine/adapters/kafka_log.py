@@ -113,6 +113,19 @@ def gateway_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def producer_settings(linger_ms: int = 1, max_batch_bytes: int = 512 * 1024) -> dict[str, Any]:
+    """The gateway producer's settings (also used by benchmarks that probe the same path)."""
+    return {
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": linger_ms,
+        # aiokafka keeps one open batch per partition and one request in flight per broker
+        # (idempotence): when that batch is full every send waits for the round trip. 16 KB
+        # (~60 updates) made a gateway's acks take seconds at 500 updates/s on a busy machine.
+        "max_batch_size": max_batch_bytes,
+    }
+
+
 class KafkaEventLog:
     """EventLog adapter: Kafka topic for appends, Redis views for reads."""
 
@@ -150,14 +163,8 @@ class KafkaEventLog:
         try:
             await ensure_topic(self.bootstrap, self.topic, self.partitions)
             producer = AIOKafkaProducer(
+                **producer_settings(self.linger_ms, self.max_batch_bytes),
                 bootstrap_servers=self.bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=self.linger_ms,
-                # aiokafka keeps one open batch per partition and one request in flight per broker
-                # (idempotence): when that batch is full every send waits for the round trip. 16 KB
-                # (~60 updates) made a gateway's acks take seconds at 500 updates/s on a busy machine.
-                max_batch_size=self.max_batch_bytes,
                 client_id=f"inkstream-gateway-{self.gateway}",
             )
             await producer.start()
