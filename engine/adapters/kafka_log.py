@@ -113,11 +113,14 @@ def gateway_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def producer_settings(linger_ms: int = 1, max_batch_bytes: int = 512 * 1024) -> dict[str, Any]:
+def producer_settings(linger_ms: int = 0, max_batch_bytes: int = 512 * 1024) -> dict[str, Any]:
     """The gateway producer's settings (also used by benchmarks that probe the same path)."""
     return {
         "enable_idempotence": True,
         "acks": "all",
+        # No linger: with one request in flight per broker, what arrives during a round trip is
+        # batched anyway. Measured at 500 updates/s, idle machine: ack p50 0.6-0.9 ms with 0 ms,
+        # 2.2-3.0 ms with 1 ms, the broker's CPU the same.
         "linger_ms": linger_ms,
         # aiokafka keeps one open batch per partition and one request in flight per broker
         # (idempotence): when that batch is full every send waits for the round trip. 16 KB
@@ -139,7 +142,7 @@ class KafkaEventLog:
         fold_timeout: float = 30.0,
         archive: EventReader | None = None,
         gateway: str | None = None,
-        linger_ms: int = 1,
+        linger_ms: int = 0,
         max_batch_bytes: int = 512 * 1024,
     ) -> None:
         self.bootstrap = bootstrap
