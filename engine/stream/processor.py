@@ -1,12 +1,12 @@
 """`inkstream processor`: a faust-streaming worker folding the event log into the Redis views.
 
 faust runs the worker: group membership, partition assignment, rebalances and offset commits.
-The records are read in batches inside the worker by a faust Fetcher of our own (`BatchFetcher`,
-installed as the transport's Fetcher) that takes each `getmany` result of faust's consumer whole,
-folds it with the ViewFolder, and acks its messages to faust's consumer only once Redis has the
-result; faust commits only acked offsets (every `broker_commit_interval`), so a crash re-delivers at
-most what Redis may already have, and the fold skips it (its offset guard). The fetch of the next
-batch overlaps the fold of the current one. A Redis outage stalls the fold (retry with backoff), it
+The records are read in batches inside the worker by a faust Fetcher of our own (engine.stream.batches:
+`BatchFetcher`, installed as the transport's Fetcher) that takes each `getmany` result of faust's
+consumer whole, folds it with the ViewFolder, and acks its messages to faust's consumer only once
+Redis has the result; faust commits only acked offsets (every `broker_commit_interval`), so a crash
+re-delivers at most what Redis may already have, and the fold skips it (its offset guard). The fetch
+of the next batch overlaps the fold of the current one. A Redis outage stalls the fold (retry with backoff), it
 never skips a batch. A timer rebuilds the views if Redis lost them (FLUSHALL, restart without
 persistence), replaying the topic directly with a plain consumer.
 
@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
+from engine.stream.batches import BatchDrain, batch_fetcher
 from engine.stream.folder import ViewFolder
 from engine.stream.records import Record, decode_record
 from engine.stream.topic import ensure_topic
@@ -131,32 +132,6 @@ class KafkaLogSource:
                 yield batch
 
 
-def batch_fetcher(processor: Processor) -> type[Any]:
-    """A faust Fetcher whose task hands whole `getmany` batches to `processor.drain`.
-
-    faust's own Fetcher runs `Consumer._drain_messages`, which delivers record by record to the
-    agents' streams; this one keeps faust's rebalance handling (restart on rebalance) around ours.
-    """
-    from faust.transport.consumer import Fetcher
-    from mode import Service
-
-    class BatchFetcher(Fetcher):
-        @Service.task
-        async def _fetcher(self) -> None:
-            try:
-                await processor.drain(self)
-            except asyncio.CancelledError as exc:  # as faust's Fetcher: restart on rebalance, else stop
-                if self.app.rebalancing:
-                    self.log.info("Restarting on rebalance")
-                    await self.crash(exc)
-                    if self.supervisor is not None:
-                        self.supervisor.wakeup()
-            finally:
-                self.set_shutdown()
-
-    return BatchFetcher
-
-
 class Processor:
     """The faust app and its view folder, for one worker process."""
 
@@ -187,10 +162,11 @@ class Processor:
         self._source: KafkaLogSource | None = None
         self._ready_lock = asyncio.Lock()
         self._last_report = (time.monotonic(), 0)
+        self._delays: list[tuple[float, float]] = []  # per batch since the last report: (to fetch, to Redis)
         # No agent: the conductor subscribes the topic (acks enabled, so faust commits what we ack)
         # and our Fetcher reads it in batches (see the module docstring for why).
         self.app.topics.add(self.topic)
-        self.app.transport.Fetcher = batch_fetcher(self)  # type: ignore[misc]
+        self.app.transport.Fetcher = batch_fetcher(self.drain)  # type: ignore[misc]
         self.app.timer(1.0, on_leader=False)(self._watch)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
@@ -208,63 +184,22 @@ class Processor:
             return self._folder
 
     async def drain(self, fetcher: Any) -> None:
-        """Fetch, fold and ack batches until the fetcher stops (run by BatchFetcher inside faust).
+        """Fetch, fold and ack batches until the fetcher stops (run by the BatchFetcher inside faust).
 
-        One fold runs while the next `getmany` fetches; folds stay in log order (each waits for the
-        previous). A batch is acked to faust's consumer (and so may be committed) only after its fold
-        returned, i.e. Redis has it. If faust stops the fetcher (shutdown, rebalance) mid-fold, the
-        fold is given a few seconds to finish so its offsets make the final commit; if it does not,
-        nothing is acked and the records are re-delivered later (the fold skips what it has).
+        Each `getmany` result is folded as it comes (no gathering: this is the live path to other
+        gateways); the next fetch overlaps the fold, folds stay in log order.
         """
-        consumer = self.app.consumer
         folder = await self.folder()
-        read_offsets: dict[Any, int] = {}
-        folding: asyncio.Task[list[Any]] | None = None
-        try:
-            while not (consumer.should_stop or fetcher.should_stop):
-                messages = [message async for _tp, message in consumer.getmany(timeout=1.0)]
-                fresh = await self._track_gaps(consumer, read_offsets, messages)
-                if folding is not None:
-                    self._ack(consumer, await folding)
-                    folding = None
-                if fresh:
-                    folding = asyncio.create_task(self._fold_messages(folder, fresh), name="inkstream-fold")
-        finally:
-            if folding is not None:
-                if not folding.done():
-                    await asyncio.wait([folding], timeout=5.0)  # let a started fold land; acks follow
-                if folding.done() and not folding.cancelled() and folding.exception() is None:
-                    self._ack(consumer, folding.result())
-                else:
-                    folding.cancel()
 
-    @staticmethod
-    async def _track_gaps(consumer: Any, read_offsets: dict[Any, int], messages: list[Any]) -> list[Any]:
-        """Drop re-read messages and tell faust about offset gaps, as faust's own drain loop does.
+        async def fold(messages: list[Any]) -> None:
+            records = self._records(messages)
+            fetched = time.time()
+            await self._fold_retrying(folder, records)
+            if records:  # how long the batch's oldest record took to reach the processor, and Redis
+                accepted = records[0].provenance.time
+                self._delays.append((fetched - accepted, time.time() - accepted))
 
-        faust commits the highest run of consecutive acked offsets; a gap in the log (e.g. a
-        transaction marker) must be registered or commits would stop at it.
-        """
-        fresh = []
-        for message in messages:
-            tp, offset = message.tp, message.offset
-            last = read_offsets.get(tp)
-            if last is not None and offset <= last:
-                continue
-            if last is not None and offset - last > 1:
-                await consumer._add_gap(tp, last + 1, offset)
-            read_offsets[tp] = offset
-            fresh.append(message)
-        return fresh
-
-    @staticmethod
-    def _ack(consumer: Any, messages: list[Any]) -> None:
-        for message in messages:
-            consumer.ack(message)
-
-    async def _fold_messages(self, folder: ViewFolder, messages: list[Any]) -> list[Any]:
-        await self._fold_retrying(folder, self._records(messages))
-        return messages
+        await BatchDrain(self.app, fold).run(fetcher)
 
     @staticmethod
     def _records(messages: list[Any]) -> list[Record]:
@@ -327,6 +262,17 @@ class Processor:
                     stats.invalid,
                     stats.replayed,
                 )
+            if self._delays:
+                fetch = sorted(d[0] for d in self._delays)
+                written = sorted(d[1] for d in self._delays)
+                log.info(
+                    "accepted -> fetched p50 %.1f ms p99 %.1f ms; accepted -> in Redis p50 %.1f ms p99 %.1f ms",
+                    1000 * fetch[len(fetch) // 2],
+                    1000 * fetch[int(0.99 * (len(fetch) - 1))],
+                    1000 * written[len(written) // 2],
+                    1000 * written[int(0.99 * (len(written) - 1))],
+                )
+                self._delays = []
             self._last_report = (now, stats.records)
 
     def run(self, log_level: str = "info") -> None:

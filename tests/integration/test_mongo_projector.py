@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,9 @@ async def test_kill9_mid_stream_and_during_an_outage_converges(rig: Rig) -> None
             finally:
                 await asyncio.to_thread(start_server, "mongo")
             committed = await committed_offsets(rig.bootstrap, rig.group)
-            in_mongo = await eventually(rig.store.cursors, 30, "MongoDB cursors")
+            # Wait for MongoDB to answer, not for a cursor: a projector killed before its first batch
+            # landed has stored none (and then committed none either).
+            (in_mongo,) = await eventually(lambda: _answered(rig.store.cursors()), 30, "MongoDB cursors")
             assert all(off <= in_mongo.get(p, 0) for p, off in committed.items()), (committed, in_mongo)
             projector.start()
             await eventually(lambda: writer.sent > 1200, 60, "more updates")
@@ -175,3 +178,8 @@ async def test_kill9_mid_stream_and_during_an_outage_converges(rig: Rig) -> None
     finally:
         stop.set()
         projector.stop()
+
+
+async def _answered(query: Any) -> tuple[Any]:
+    """The query's answer in a 1-tuple: truthy even when the answer is empty (for `eventually`)."""
+    return (await query,)
