@@ -28,17 +28,20 @@ from redis.asyncio import Redis
 from engine.errors import StorageUnavailable
 from engine.events import BoardHead, Event, Provenance
 
-# KEYS: view, stream, heads, marker
+# KEYS: view, stream, heads, marker, partitions (how far each partition is folded)
 # ARGV: check_marker, expected_offset, board, version, offset, updated, head_json,
-#       state ('' keeps the current one), state_version, sv, trim_minid, n, entries
+#       state ('' keeps the current one), state_version, sv, trim_minid, n, entries,
+#       partition, expected_position ('' = do not check how far the partition is folded)
 # `entries` packs n x (version, offset, t, c, u, d), each field a 4-byte big-endian length + bytes
 # (see pack_entries): one argument instead of 6n, because redis-py's command packing copies its
 # buffer per argument and dominated the fold's cost with thousands of arguments.
-# Returns 1 written, 0 the view moved on (another processor instance wrote it), -1 the views were lost.
+# Returns 1 written, 0 the view or the partition's position moved on (another processor instance
+# wrote it, or Redis lost recent writes), -1 the views were lost.
 FOLD_SCRIPT = """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
 local current = redis.call('HGET', KEYS[1], 'offset') or '-1'
 if current ~= ARGV[2] then return 0 end
+if ARGV[15] ~= '' and (redis.call('HGET', KEYS[5], ARGV[14]) or '-1') ~= ARGV[15] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[4], 'offset', ARGV[5], 'updated', ARGV[6])
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], 'state', ARGV[8], 'state_version', ARGV[9], 'sv', ARGV[10])

@@ -39,6 +39,22 @@ log = logging.getLogger(__name__)
 UNKNOWN = -1
 
 
+# KEYS: partitions. ARGV: partition, offset, ... Moves each partition's position forward (never back);
+# returns the positions after.
+ADVANCE_SCRIPT = """
+local out = {}
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > cur then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    cur = tonumber(ARGV[i + 1])
+  end
+  out[#out + 1] = tostring(cur)
+end
+return out
+"""
+
+
 class LogSource(Protocol):
     """Reads ranges of the event log directly (not through the consumer group), for rebuilding views."""
 
@@ -103,7 +119,9 @@ class ViewFolder:
         self.lock = asyncio.Lock()
         self.stats = FoldStats()
         self._script = redis.register_script(FOLD_SCRIPT)
+        self._advance_script = redis.register_script(ADVANCE_SCRIPT)
         self._cache: OrderedDict[str, _Folded] = OrderedDict()
+        self._positions: dict[int, int] = {}  # partition -> last offset folded, as this processor advanced it
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -132,6 +150,18 @@ class ViewFolder:
             first.setdefault(record.partition, record.offset)
             last[record.partition] = record.offset
         pending = set(by_board)
+        expected = self._expected_positions(by_board, first) if not replaying else None
+        if expected is not None:
+            # Every board is cached where this processor left it, right after what it folded last: write
+            # at once, each script checking that Redis still agrees (one round trip on the live path).
+            heads = {board: (self._cache[board].version, self._cache[board].offset) for board in pending}
+            pending = await self._write(by_board, pending, heads, replaying, expected)
+            if not pending:
+                await self._advance(last)
+                self.stats.batches += 1
+                return
+            self.stats.conflicts += len(pending)
+            self._positions.clear()
         for _attempt in range(20):
             heads, folded_upto, ready = await self._read_positions(list(pending), list(first))
             if not replaying:
@@ -150,6 +180,19 @@ class ViewFolder:
                 return
             self.stats.conflicts += len(pending)
         raise RuntimeError(f"could not fold boards {sorted(pending)[:5]}: their views kept changing")
+
+    def _expected_positions(self, by_board: dict[str, list[Record]], first: dict[int, int]) -> dict[int, int] | None:
+        """How far each partition of the batch is folded, if this processor knows without asking Redis.
+
+        Known when this processor advanced each partition last, the batch starts right after that,
+        and every board of the batch is cached; else None (read the positions and heads first).
+        """
+        positions = self._positions
+        if any(positions.get(p) != start - 1 for p, start in first.items()):
+            return None
+        if any(board not in self._cache for board in by_board):
+            return None
+        return {p: positions[p] for p in first}
 
     async def _read_positions(
         self, boards: list[str], partitions: list[int]
@@ -187,6 +230,7 @@ class ViewFolder:
         pending: set[str],
         heads: dict[str, tuple[int, int]],
         replaying: bool,
+        positions: dict[int, int] | None = None,
     ) -> set[str]:
         started = time.perf_counter()
         calls: list[tuple[str, list[str], list[Any]]] = []
@@ -252,7 +296,15 @@ class ViewFolder:
                 count,
                 pack_entries(entries),
             ]
-            keys = [self.keys.view(board), self.keys.stream(board), self.keys.heads, self.keys.marker]
+            partition = by_board[board][-1].partition
+            argv += [partition, positions[partition] if positions is not None else ""]
+            keys = [
+                self.keys.view(board),
+                self.keys.stream(board),
+                self.keys.heads,
+                self.keys.marker,
+                self.partitions_key,
+            ]
             calls.append((board, keys, argv))
             self.stats.records += count
         self.stats.fold_seconds += time.perf_counter() - started
@@ -269,6 +321,7 @@ class ViewFolder:
         except BaseException:
             for board, _k, _a in calls:  # their cached Docs are ahead of Redis now
                 self._cache.pop(board, None)
+            self._positions.clear()
             raise
         self.stats.write_seconds += time.perf_counter() - started
         self.stats.gateways.update(acks)
@@ -284,14 +337,12 @@ class ViewFolder:
         return conflicts
 
     async def _advance(self, last: dict[int, int]) -> None:
-        script = (
-            "for i = 1, #ARGV, 2 do local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1') "
-            "if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end end return 1"
-        )
         args: list[Any] = []
         for partition, offset in last.items():
             args += [partition, offset]
-        await self.redis.eval(script, 1, self.partitions_key, *args)
+        positions = await self._advance_script(keys=[self.partitions_key], args=args)
+        for partition, position in zip(last, positions, strict=True):
+            self._positions[partition] = int(position)
 
     # -- rebuilding ------------------------------------------------------------------------------
 
@@ -304,6 +355,7 @@ class ViewFolder:
         started = time.perf_counter()
         self.stats.rebuilds += 1
         self._cache.clear()
+        self._positions.clear()
         partitions = await self.source.partitions()
         ends = await self.source.end_offsets()
         positions = await self.redis.hmget(self.partitions_key, [str(p) for p in partitions]) if partitions else []
