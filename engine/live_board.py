@@ -26,10 +26,12 @@ class LiveBoard:
         self.version = version  # latest version in the log that this Doc includes
         self.approx_bytes = state_bytes
         self._deltas: list[bytes] = []
+        self._sv: dict[int, int] | None = None  # decoded state vector, kept while only `apply` changes the Doc
         self._subscription: Any = doc.observe(self._on_transaction)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         self._deltas.append(bytes(event.update))
+        self._sv = None  # any transaction may change it; `apply` restores it from what it integrated
 
     def apply(self, update: bytes, limits: Limits) -> bytes | None:
         """Validate and apply a client update; return the delta to log, or None if it changed nothing."""
@@ -37,11 +39,20 @@ class LiveBoard:
             raise UpdateTooLarge(f"update is {len(update)} bytes; the limit is {limits.max_update_bytes}")
         if self.approx_bytes + len(update) > limits.max_board_bytes:
             raise BoardTooLarge(f"board {self.board_id} would exceed {limits.max_board_bytes} bytes")
-        missing = scan(update).missing(decode_state_vector(self.state_vector()))
+        sv = self._sv if self._sv is not None else decode_state_vector(self.state_vector())
+        scanned = scan(update)
+        missing = scanned.missing(sv)
         if missing is not None:
             # Applying it would leave content in the Doc that the log cannot have (pending structs).
             raise MissingDependencies(f"update builds on changes this board does not have ({missing}); resync")
-        return self.integrate(update, scanned=True)
+        delta = self.integrate(update, scanned=True)
+        # Nothing was missing, so every struct range integrated: the state vector now ends where they do
+        # (encoding and decoding it from the Doc on every update was ~10 % of applying one).
+        for client, (_first, end) in scanned.ranges.items():
+            if end > sv.get(client, 0):
+                sv[client] = end
+        self._sv = sv
+        return delta
 
     def integrate(self, update: bytes, *, scanned: bool = False) -> bytes | None:
         """Apply an update without client limits (e.g. one another node accepted); return the delta."""

@@ -62,3 +62,44 @@ def test_limits_and_invalid_input() -> None:
     with pytest.raises(InvalidUpdate):
         board.apply(b"\x01\x02\x03", Limits())
     assert board.doc.get("shapes", type=Map).to_py() == {}
+
+
+def test_cached_state_vector_follows_every_kind_of_change() -> None:
+    """`apply` keeps the decoded state vector between updates; it must always equal the Doc's, whether
+    the Doc changed through `apply`, `integrate` (another node's update) or a local transaction."""
+    import random
+
+    from pycrdt import Array, Text
+
+    from engine.yupdate import decode_state_vector
+
+    rng = random.Random(7)
+    board = LiveBoard("b", Doc(), 0)
+    peers = [Doc() for _ in range(4)]
+    for step in range(400):
+        peer = rng.choice(peers)
+        before = peer.get_state()
+        with peer.transaction():
+            kind = rng.randrange(3)
+            if kind == 0:
+                peer.get("m", type=Map)[f"k{rng.randrange(20)}"] = step
+            elif kind == 1:
+                peer.get("t", type=Text).insert(0, "ab")
+            else:
+                array = peer.get("a", type=Array)
+                if len(array) and rng.random() < 0.3:
+                    del array[0]
+                else:
+                    array.append(step)
+        update = peer.get_update(before)
+        route = rng.random()
+        if route < 0.7:
+            board.apply(update, Limits())
+        elif route < 0.9:
+            board.integrate(update)
+        else:
+            board.integrate(update)
+            board.doc.get("m", type=Map)[f"local{step}"] = step  # a change made on the board itself
+        for other in peers:  # every peer catches up with the board, so their next updates apply
+            other.apply_update(board.state(other.get_state()))
+        assert (board._sv is None) or board._sv == decode_state_vector(board.state_vector()), step
