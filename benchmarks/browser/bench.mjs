@@ -9,7 +9,9 @@
 //    browser context each run, so nothing comes from IndexedDB),
 // 3. pan/zoom frame rate: rAF timestamps while wheel events pan / ctrl+wheel zoom every frame,
 //    with the whole board in view (worst case) and at 100 %,
-// 4. a pen stroke of 200 pointer moves -> Yjs updates and WebSocket frames sent.
+// 4. a pen stroke of 200 pointer moves -> Yjs updates and WebSocket frames sent,
+// 5. reopen: reload in the same context (the offline copy in IndexedDB), and the whole-board pan
+//    again while another client moves a shape 20 times a second (live edits during a gesture).
 // Prints a JSON summary (last line) and a human-readable table.
 import * as Y from 'yjs'
 import { chromium } from 'playwright-core'
@@ -125,13 +127,52 @@ async function timeToOpen (browser, boardId) {
   await page.waitForFunction(() => performance.getEntriesByName('inkstream:rendered').length > 0, null, { timeout: 60000 })
   const t = await page.evaluate(() => {
     const nav = performance.getEntriesByType('navigation')[0]
+    const mark = (n) => { const e = performance.getEntriesByName('inkstream:' + n)[0]; return e ? Math.round(e.startTime) : null }
     return {
       rendered: performance.getEntriesByName('inkstream:rendered')[0].startTime,
       domContentLoaded: nav ? nav.domContentLoadedEventEnd : null,
+      // first sync message in (sync step 2), applied (synced), with the socket index.html opened early?
+      syncReceived: mark('sync-received'),
+      synced: mark('synced'),
+      earlySocket: window.__inkstream.provider.ws?.early === true,
       shapes: window.__inkstream.shapeCount()
     }
   })
   return { ctx, page, ...t }
+}
+
+/** Reload in the same context: the board comes from this browser's offline copy (IndexedDB). */
+async function timeToReopen (page) {
+  await page.waitForTimeout(1500) // let the offline copy be written
+  await page.reload()
+  await page.waitForFunction(() => performance.getEntriesByName('inkstream:rendered').length > 0, null, { timeout: 60000 })
+  return page.evaluate(() => ({
+    rendered: performance.getEntriesByName('inkstream:rendered')[0].startTime,
+    localLoaded: (performance.getEntriesByName('inkstream:local-loaded')[0] || {}).startTime ?? null,
+    earlySocket: window.__inkstream.provider.ws?.early === true
+  }))
+}
+
+/** Another client moves one shape 20 times a second (POST /updates) until stop() — live edits during a gesture. */
+function remoteEditor (boardId) {
+  const doc = new Y.Doc()
+  let stopped = false
+  let sent = 0
+  const run = (async () => {
+    const r = await fetch(`${base}/api/boards/${boardId}/state`)
+    Y.applyUpdate(doc, new Uint8Array(await r.arrayBuffer()))
+    const m = doc.getMap('shapes').get('s0')
+    let pending = []
+    doc.on('update', (u) => pending.push(u))
+    for (let i = 0; !stopped; i++) {
+      doc.transact(() => { m.set('x', 10 + (i % 40) * 20); m.set('y', 5 + (i % 7) * 10) })
+      const u = Y.mergeUpdates(pending); pending = []
+      await fetch(`${base}/api/boards/${boardId}/updates`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-inkstream-user': 'bench-remote' }, body: u })
+      sent++
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  })()
+  return { stop: async () => { stopped = true; await run; return sent } }
 }
 
 /** Drive `frames` animation frames, dispatching one wheel event per frame; returns frame stats. */
@@ -214,12 +255,23 @@ for (let r = 0; r < RUNS; r++) {
   if (r < RUNS - 1) await o.ctx.close(); else kept = o
 }
 const page = kept.page
+const reopens = []
+for (let r = 0; r < Math.max(1, Math.min(RUNS, 3)); r++) reopens.push(await timeToReopen(page))
 // whole board in view (all N shapes drawn every frame)
 await page.evaluate(() => window.__inkstream.zoomToFit())
 await page.waitForTimeout(300)
 const idle = frameSummary(await animate(page, 'idle'))
 const panFit = frameSummary(await animate(page, 'pan'))
 const zoomFit = frameSummary(await animate(page, 'zoom'))
+// the same pan while another client edits the board 20 times a second
+await page.evaluate(() => window.__inkstream.zoomToFit())
+await page.waitForTimeout(300)
+const editor = remoteEditor(boardId)
+await page.waitForTimeout(500)
+const patches0 = await page.evaluate(() => window.__inkstream.stats.cachePatches || 0)
+const panLive = frameSummary(await animate(page, 'pan'))
+panLive.remoteUpdates = await editor.stop()
+panLive.cachePatches = await page.evaluate((p0) => (window.__inkstream.stats.cachePatches || 0) - p0, patches0)
 await page.screenshot({ path: join(HERE, 'bench-fit.png') })
 // 100 % zoom in the middle of the board
 await page.evaluate(() => { const c = window.__inkstream.camera; window.__inkstream.setCamera({ zoom: 1, x: 3000, y: 2000 }) })
@@ -235,18 +287,23 @@ const summary = {
   shapes: N,
   seed: { ms: seedMs, updateBytes: bytes },
   openMs: { runs: opens.map((o) => Math.round(o.rendered)), median: Math.round(median(opens.map((o) => o.rendered))) },
+  openBreakdownMs: { domContentLoaded: Math.round(median(opens.map((o) => o.domContentLoaded))), syncReceived: median(opens.map((o) => o.syncReceived)), synced: median(opens.map((o) => o.synced)), earlySocket: opens.every((o) => o.earlySocket) },
+  reopenMs: { runs: reopens.map((o) => Math.round(o.rendered)), median: Math.round(median(reopens.map((o) => o.rendered))), fromOfflineCopy: reopens.every((o) => o.localLoaded !== null && !o.earlySocket) },
   domContentLoadedMs: Math.round(median(opens.map((o) => o.domContentLoaded))),
   idleBaseline: idle,
   panAllVisible: panFit,
   zoomAllVisible: zoomFit,
+  panAllVisibleLiveEdits: panLive,
   pan100: pan100,
   zoom100: zoom100,
   stroke
 }
 console.log(`\nInkstream web app — ${N} shapes (${(bytes / 1024).toFixed(0)} KiB of Yjs updates), Chromium ${browser.version?.() || ''}`)
 console.log(`open (navigation -> all shapes rendered): median ${summary.openMs.median} ms  runs ${summary.openMs.runs.join(', ')} ms`)
-for (const [k, v] of Object.entries({ 'idle rAF (baseline)': idle, 'pan, whole board in view': panFit, 'zoom, whole board in view': zoomFit, 'pan at 100%': pan100, 'zoom at 100%': zoom100 })) {
-  console.log(`${k.padEnd(28)} ${String(v.fps).padStart(5)} fps  frame p50 ${v.frameMsP50} ms p95 ${v.frameMsP95} ms  render p50 ${v.renderMsP50} ms p95 ${v.renderMsP95} ms  (${v.visibleShapes} visible)`)
+console.log(`  medians: DOMContentLoaded ${summary.openBreakdownMs.domContentLoaded} ms, first sync in ${summary.openBreakdownMs.syncReceived} ms, applied ${summary.openBreakdownMs.synced} ms (early socket: ${summary.openBreakdownMs.earlySocket})`)
+console.log(`reopen (reload, offline copy): median ${summary.reopenMs.median} ms  runs ${summary.reopenMs.runs.join(', ')} ms`)
+for (const [k, v] of Object.entries({ 'idle rAF (baseline)': idle, 'pan, whole board in view': panFit, 'zoom, whole board in view': zoomFit, 'pan, all in view, live edits': panLive, 'pan at 100%': pan100, 'zoom at 100%': zoom100 })) {
+  console.log(`${k.padEnd(30)} ${String(v.fps).padStart(5)} fps  frame p50 ${v.frameMsP50} ms p95 ${v.frameMsP95} ms  render p50 ${v.renderMsP50} ms p95 ${v.renderMsP95} ms  (${v.visibleShapes} visible)`)
 }
 console.log(`stroke (Playwright mouse): ${stroke.pointerMoves} pointer moves over ${stroke.strokeMs} ms -> ${stroke.yjsUpdates} Yjs updates, ${stroke.syncFramesSent} sync frames sent`)
 console.log(`stroke (250 Hz pointer):   ${stroke.fast.moves} pointer moves over ${stroke.fast.ms} ms -> ${stroke.fast.updates} Yjs updates`)

@@ -501,8 +501,10 @@ export function mountBoard (root, boardId) {
   }
   const toWorld = (sx, sy) => ({ x: cam.x + sx / cam.zoom, y: cam.y + sy / cam.zoom })
   const toScreen = (wx, wy) => ({ x: (wx - cam.x) * cam.zoom, y: (wy - cam.y) * cam.zoom })
+  const zoomDir = { sign: 0, at: 0 } // which way the last zoom step went, and when (scene cache)
   function zoomAt (factor, sx, sy) {
     const z = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, cam.zoom * factor))
+    if (z !== cam.zoom) { zoomDir.sign = Math.sign(z - cam.zoom); zoomDir.at = performance.now() }
     const w = toWorld(sx, sy)
     cam = { x: w.x - sx / z, y: w.y - sy / z, zoom: z }
     camChanged()
@@ -727,27 +729,30 @@ export function mountBoard (root, boardId) {
     sc.dirty = []
     stats.cachePatches = (stats.cachePatches || 0) + 1
   }
-  /** Draw the frame from the scene cache if it can stand for the current view. */
-  function blitSceneCache (dpr, W, H) {
+  /**
+   * Draw the frame from the scene cache if it can stand for the current view. While it does, the
+   * next bitmap is rendered a slice per frame when this one gets blurry or the view nears its
+   * edge — for where a zoom is heading (half as far again: one bitmap then lasts from here to 3x
+   * further in, or a third of the way out), not just for here.
+   */
+  function blitSceneCache (dpr, W, H, mayBuild = true) {
     const sc = sceneCache
     if (!sc.canvas || sc.version !== contentVersion) return false
     const ratio = cam.zoom / sc.zoom
     const vw = W / cam.zoom; const vh = H / cam.zoom
     const inside = (m) => cam.x - m * vw >= sc.x && cam.y - m * vh >= sc.y && cam.x + vw * (1 + m) <= sc.x + sc.w && cam.y + vh * (1 + m) <= sc.y + sc.h
     if (ratio > 3 || (!sc.all && (ratio < 0.5 || !inside(0)))) return false // too blurry, or part of the view never rendered
-    // getting blurry, or near the edge: render the next bitmap a slice per frame meanwhile
-    // Zooming: render it for where the zoom is going (half as far again), so one bitmap lasts
-    // from here to 3x further in (a third of the way out), not just to the next 2x.
-    if (!building) {
-      if (ratio > 1.3) startBuild(W, H, 1.5)
-      else if (!sc.all && ratio < 0.77) startBuild(W, H, 1 / 1.5)
-      else if (!sc.all && !inside(0.25)) startBuild(W, H, 1)
-    }
-    if (building && stepBuild(CACHE_SLICE_MS)) return blitSceneCache(dpr, W, H)
-    if (ratio > 2.5 && building) {
-      // this is as blurry as it gets: finish now
-      stepBuild(Infinity)
-      return blitSceneCache(dpr, W, H)
+    if (mayBuild) {
+      const dir = performance.now() - zoomDir.at < 300 ? zoomDir.sign : 0
+      if (!building) {
+        const tooBlurry = ratio > 1.3; const tooSmall = !sc.all && ratio < 0.77
+        if (dir > 0 ? tooBlurry : dir < 0 ? tooSmall : tooBlurry || tooSmall) startBuild(W, H, dir > 0 ? 1.5 : dir < 0 ? 1 / 1.5 : 1)
+        else if (dir === 0 && !sc.all && !inside(0.25)) startBuild(W, H, 1)
+      }
+      if (building && (stepBuild(CACHE_SLICE_MS) || (ratio > 2.5 && stepBuild(Infinity)))) {
+        // done (or as blurry as it gets, so finished now): show the new one
+        return blitSceneCache(dpr, W, H, false)
+      }
     }
     patchSceneCache()
     drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
@@ -774,7 +779,7 @@ export function mountBoard (root, boardId) {
       blitted = blitSceneCache(dpr, W, H)
       // Canvas drawing is mostly rasterised after this function returns, so its JS time
       // understates it: the number of shapes in view decides, as well as the time.
-      if (!blitted && (stats.visible >= CACHE_MIN_SHAPES || lastSceneMs > 6)) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H) }
+      if (!blitted && (stats.visible >= CACHE_MIN_SHAPES || lastSceneMs > 6)) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H, false) }
     }
     if (!moving) building = null // the camera settled: a bitmap for where it was is of no use
     if (!blitted) {
