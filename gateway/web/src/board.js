@@ -559,12 +559,13 @@ export function mountBoard (root, boardId) {
     return { x: cam.x, y: cam.y, w: canvas.clientWidth / cam.zoom, h: canvas.clientHeight / cam.zoom }
   }
   /** Background and dotted grid of the world rect at `v.x, v.y` in `c`, `scale` device px per CSS px. */
-  function drawBackground (c, v, zoom, scale, pxW, pxH) {
+  function drawBackground (c, v, zoom, scale, pxW, pxH, clip = null) {
     c.setTransform(1, 0, 0, 1, 0, 0)
     c.globalAlpha = 1
     c.fillStyle = '#f8f9fc'
-    c.fillRect(0, 0, pxW, pxH)
-    drawGrid(c, { x: v.x, y: v.y, zoom }, pxW / scale, pxH / scale, scale)
+    if (clip) c.fillRect(clip.x0 * scale, clip.y0 * scale, (clip.x1 - clip.x0) * scale, (clip.y1 - clip.y0) * scale)
+    else c.fillRect(0, 0, pxW, pxH)
+    drawGrid(c, { x: v.x, y: v.y, zoom }, pxW / scale, pxH / scale, scale, clip)
   }
   /**
    * Draw the shapes that touch the world rect `v` into `c` (a 2D context whose pixel (0, 0) is
@@ -597,9 +598,10 @@ export function mountBoard (root, boardId) {
     return visible
   }
 
-  // Scene cache: while the camera moves over a scene with many shapes, a frame is the background
-  // plus one scaled/translated blit of a bitmap of the shapes, rendered once around the viewport
-  // (and over the whole board when the board fits in it, so zooming out needs no new render); a
+  // Scene cache: while the camera moves over a scene with many shapes, a frame is one
+  // scaled/translated blit of a bitmap of the scene (background, grid, shapes), rendered once
+  // around the viewport (and over the whole board when the board fits in it, so zooming out needs
+  // no new render: past its edges the background is drawn fresh); a
   // crisp full render follows as soon as the camera settles. Shape changes meanwhile (others'
   // live edits) do not throw the bitmap away: the world rects they touch are repainted in it
   // (`damage` → `patchSceneCache`), so edits keep showing up during a pan or zoom.
@@ -654,8 +656,7 @@ export function mountBoard (root, boardId) {
     if (!cc) cc = sceneCache.spare = document.createElement('canvas')
     if (cc.width !== pxW || cc.height !== pxH) { cc.width = pxW; cc.height = pxH }
     const c = cc.getContext('2d')
-    c.setTransform(1, 0, 0, 1, 0, 0)
-    c.clearRect(0, 0, pxW, pxH)
+    drawBackground(c, plan.v, plan.zoom, 1, pxW, pxH)
     building = { canvas: cc, c, ...plan, list: getSorted(), i: 0, version: contentVersion, dirty: [] }
     return building
   }
@@ -719,10 +720,10 @@ export function mountBoard (root, boardId) {
       if (px1 <= px0 || py1 <= py0) continue
       c.save()
       c.setTransform(1, 0, 0, 1, 0, 0)
-      c.clearRect(px0, py0, px1 - px0, py1 - py0)
       c.beginPath()
       c.rect(px0, py0, px1 - px0, py1 - py0)
       c.clip()
+      drawBackground(c, sc, z, 1, sc.canvas.width, sc.canvas.height, { x0: px0, y0: py0, x1: px1, y1: py1 })
       drawShapes(c, { x: sc.x + px0 / z, y: sc.y + py0 / z, w: (px1 - px0) / z, h: (py1 - py0) / z }, sc, z, 1)
       c.restore()
     }
@@ -755,7 +756,9 @@ export function mountBoard (root, boardId) {
       }
     }
     patchSceneCache()
-    drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
+    // the bitmap has the background and grid; around it (zoomed out past it) they are drawn fresh
+    if (!inside(0)) drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
+    ctx.setTransform(1, 0, 0, 1, 0, 0)
     const k = ratio * dpr // cache pixel -> device pixel
     ctx.imageSmoothingEnabled = true
     ctx.drawImage(sc.canvas, (sc.x - cam.x) * cam.zoom * dpr, (sc.y - cam.y) * cam.zoom * dpr, sc.canvas.width * k, sc.canvas.height * k)

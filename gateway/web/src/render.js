@@ -233,17 +233,29 @@ function drawLines (ctx, lines, x, y, size, color, zoom, maxW) {
   for (let i = 0; i < lines.length; i++) ctx.fillText(lines[i], x, y + i * lh + pad)
 }
 
-/** Dotted background grid in screen space. */
-export function drawGrid (ctx, cam, width, height, dpr) {
+/**
+ * Dotted background grid in screen space (CSS px; `dpr` device px each). `clip`, in the same CSS
+ * px: draw only the dots inside it (repainting part of a bitmap).
+ */
+export function drawGrid (ctx, cam, width, height, dpr, clip = null) {
   let step = 24 * cam.zoom
   while (step < 12) step *= 4
   while (step > 96) step /= 4
-  const ox = -(cam.x * cam.zoom) % step
-  const oy = -(cam.y * cam.zoom) % step
+  let ox = -(cam.x * cam.zoom) % step
+  let oy = -(cam.y * cam.zoom) % step
+  if (ox < 0) ox += step
+  if (oy < 0) oy += step
+  let x0 = 0; let y0 = 0; let x1 = width; let y1 = height
+  if (clip) {
+    x0 = Math.max(0, clip.x0 - 2); y0 = Math.max(0, clip.y0 - 2)
+    x1 = Math.min(width, clip.x1 + 2); y1 = Math.min(height, clip.y1 + 2)
+  }
+  const firstX = ox + Math.max(0, Math.ceil((x0 - ox) / step)) * step
+  const firstY = oy + Math.max(0, Math.ceil((y0 - oy) / step)) * step
   ctx.fillStyle = '#d5d8e0'
   const r = 1.1 * dpr
-  for (let x = ox < 0 ? ox + step : ox; x < width; x += step) {
-    for (let y = oy < 0 ? oy + step : oy; y < height; y += step) {
+  for (let x = firstX; x < x1; x += step) {
+    for (let y = firstY; y < y1; y += step) {
       ctx.fillRect(x * dpr - r / 2, y * dpr - r / 2, r, r)
     }
   }
