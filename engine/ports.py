@@ -48,10 +48,13 @@ class EventLog(Protocol):
 
 
 class Snapshot(Protocol):
-    """A compacted board state at a version."""
+    """A compacted board state at a version (read-only: frozen dataclasses implement it)."""
 
-    version: int
-    state: bytes
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def state(self) -> bytes: ...
 
 
 class SnapshotStore(Protocol):

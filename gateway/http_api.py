@@ -139,8 +139,8 @@ async def post_update(request: Request) -> Response:
         if not body:
             return bad_request("empty body: expected a Yjs update", reason="invalid_update")
         client = request.client.host if request.client else "http"
-        user = (request.headers.get("x-inkstream-user") or request.query_params.get("user") or "").strip()
-        user = user[:MAX_USER_NAME] or None
+        named = (request.headers.get("x-inkstream-user") or request.query_params.get("user") or "").strip()
+        user = named[:MAX_USER_NAME] or None
         event = await system.service.submit(board_id, body, client_id=f"http:{client}", user=user)
     except InkstreamError as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()

@@ -25,13 +25,13 @@ class _DeclineDeflate(PerMessageDeflate):
     unless INKSTREAM_WS_COMPRESSION is set.
     """
 
-    def accept(self, offer: str) -> None:  # type: ignore[override]
+    def accept(self, offer: str) -> None:
         return None
 
 
 def configure_ws_compression(enabled: bool) -> None:
     """Accept (enabled) or decline (default) permessage-deflate in this process."""
-    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclineDeflate  # type: ignore[misc]
+    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclineDeflate  # type: ignore[attr-defined]
 
 
 def hypercorn_config(settings: Settings, host: str | None = None, port: int | None = None) -> Config:

@@ -83,12 +83,13 @@ def test_projector_child_exits_with_its_gateway(tmp_path: Path) -> None:
         server.start()
         try:
             assert server.proc is not None
-            wait_until(lambda: len(_children(server.proc.pid)) == 1, what="the projector child process")
-            [child] = _children(server.proc.pid)
+            pid = server.proc.pid
+            wait_until(lambda: len(_children(pid)) == 1, what="the projector child process")  # noqa: B023
+            [child] = _children(pid)
             if ending == "kill9":
                 server.kill9()
             else:
                 server.stop()
-            wait_until(lambda: not _alive(child), timeout=10, what=f"the projector to exit after {ending}")
+            wait_until(lambda: not _alive(child), timeout=10, what=f"the projector to exit after {ending}")  # noqa: B023
         finally:
             server.stop()
