@@ -56,6 +56,12 @@ class ProcessorConfig:
     fetch_bytes: int = 8 << 20  # bytes per partition per fetch (consumer_max_fetch_size)
     compact_every: int = 500
     keep: int = 2000
+    # The broker answers a fetch when 64 KiB are there or after 10 ms. Answering at the first record
+    # made ~400-700 batches/s of 1-2 records at 500 updates/s (measured: processor 40-60 % of a core,
+    # with every batch also a wake-up for each gateway's stream read); with these, ~110-180 batches/s
+    # and 24-30 % of a core, for at most 10 ms more on the way to other gateways.
+    fetch_min_bytes: int = 64 << 10
+    fetch_wait_ms: int = 10
 
     @property
     def group_id(self) -> str:
@@ -186,8 +192,9 @@ class Processor:
     async def drain(self, fetcher: Any) -> None:
         """Fetch, fold and ack batches until the fetcher stops (run by the BatchFetcher inside faust).
 
-        Each `getmany` result is folded as it comes (no gathering: this is the live path to other
-        gateways); the next fetch overlaps the fold, folds stay in log order.
+        Each `getmany` result is folded as it comes (no gathering in the worker: this is the live path
+        to other gateways; the broker holds a fetch for at most `fetch_wait_ms`); the next fetch
+        overlaps the fold, folds stay in log order.
         """
         folder = await self.folder()
 
@@ -199,7 +206,9 @@ class Processor:
                 accepted = records[0].provenance.time
                 self._delays.append((fetched - accepted, time.time() - accepted))
 
-        await BatchDrain(self.app, fold).run(fetcher)
+        await BatchDrain(
+            self.app, fold, fetch_min_bytes=self.config.fetch_min_bytes, fetch_max_wait_ms=self.config.fetch_wait_ms
+        ).run(fetcher)
 
     @staticmethod
     def _records(messages: list[Any]) -> list[Record]:
