@@ -8,7 +8,6 @@ when the log has it durably, resolve the caller and notify listeners (who broadc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from engine.fold import apply_update, load_doc
 from engine.limits import Limits
 from engine.live_board import LiveBoard
 from engine.ports import EventLog, FanOut, SnapshotStore
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ class BoardService:
     async def close(self) -> None:
         """Stop the reaper and drop every board from memory (the log already has everything)."""
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            await cancel_and_wait(self._reaper)
         for slot in self._slots.values():
             slot.board.close()
             self._unfollow(slot.board.board_id)

@@ -20,6 +20,7 @@ from typing import Any
 from pycrdt import merge_updates
 
 from engine.events import Event
+from engine.tasks import cancel_and_wait
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,7 @@ class Connection:
             if self.close_code is not None and not self._sender.done():
                 with contextlib.suppress(TimeoutError, Exception):
                     await asyncio.wait_for(asyncio.shield(self._sender), grace)
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._sender
+            await cancel_and_wait(self._sender)
 
 
 @dataclass(eq=False)

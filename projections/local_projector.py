@@ -31,6 +31,7 @@ from pycrdt import Doc
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
 from engine.fold import load_doc
+from engine.tasks import cancel_and_wait
 from projections.changes import ChangeRecorder, PlainBoard, VersionRecord, apply_changes, plain_board
 from projections.changes import summary as safe_summary
 from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
@@ -112,9 +113,7 @@ class LocalProjector:
     async def close(self) -> None:
         """Stop following the log (what is folded but unwritten is refolded on restart)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adapters.sqlite_log import SqliteEventLog
+from engine.tasks import cancel_and_wait
 from projections.sqlite_store import SqliteProjectionStore
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,7 @@ class ProjectorProcess:
         """Ask the child to stop (it writes what it folded), wait up to `grace` seconds, then kill it."""
         self._closing = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait(self._supervisor)
         process = self._process
         if process is None:
             return
