@@ -607,7 +607,15 @@ def _stages_md(live: dict[str, Any]) -> str:
         + ":\n\n"
         + table(["process", "CPU s", "% of a core"], [[name, v["cpu_s"], v["pct"]] for name, v in cpu.items()])
         + f"\n\nLoad generator: event-loop lag p99 {live.get('loadgen_loop_lag_p99_ms', 0):.0f} ms, "
-        f"{live.get('loadgen_late_sends')} sends more than one interval late."
+        f"{live.get('loadgen_late_sends')} sends more than one interval late (its own delays are in every "
+        "latency above).\n\n"
+        "How to read it: the probe rows time the Kafka and processor legs outside the gateways; a gateway's "
+        "append time far above the probe's ack time is that gateway waiting for CPU, not for the broker. "
+        "Everything here -- two gateways, processor, projector, Kafka, Redis, the MongoDB-wire server, etcd "
+        "and 100 Node clients -- shares the 2 cores, each service in a session of its own (the kernel shares "
+        "CPU fairly between sessions). When the machine total is near 200 %, every hop waits in the run queue "
+        "and the tail grows to hundreds of ms; the cross-gateway p99 target (<= 100 ms) needs headroom this "
+        "machine does not have at this load."
     )
 
 
