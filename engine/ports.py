@@ -24,8 +24,13 @@ class EventLog(Protocol):
     async def close(self) -> None:
         """Flush what is pending and release resources."""
 
-    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
-        """Durably append one update; return it with its version. Only then is it accepted.
+    def append(
+        self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True
+    ) -> Awaitable[Event]:
+        """Durably append one update; the awaitable gives it back with its version. Only then is it accepted.
+
+        An `async def` implements this; so does a plain method returning a future (the SQLite log),
+        which spares the live path a task per update. The update is queued in call order either way.
 
         With `wait_for_version=False` it returns as soon as the update is durable (accepted), and the
         Event's version is VERSION_PENDING (0) if the log assigns versions later: the distributed log

@@ -215,9 +215,13 @@ class BoardService:
         slot.last_active = time.monotonic()
         provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
         started = time.perf_counter()
-        append = asyncio.ensure_future(
-            self.log.append(board.board_id, delta, provenance, wait_for_version=wait_for_version)
-        )
+        try:  # a future as it is (the SQLite log), a coroutine as a task (the Kafka log)
+            append: asyncio.Future[Event] = asyncio.ensure_future(
+                self.log.append(board.board_id, delta, provenance, wait_for_version=wait_for_version)
+            )
+        except InkstreamError as exc:  # the log refused at once (closed): same path as a failed append
+            append = loop.create_future()
+            append.set_exception(exc)
         append.add_done_callback(lambda done: self._appended(slot, done, result, origin, started))
         return result
 

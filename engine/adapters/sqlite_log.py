@@ -147,8 +147,13 @@ class SqliteEventLog:
         """Call `listener(last_seq)` after every commit (from the writer thread in fsync mode)."""
         self._listeners.append(listener)
 
-    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
-        """Queue the update for the next group commit and wait until it is durable (its version is known then)."""
+    def append(
+        self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True
+    ) -> asyncio.Future[Event]:
+        """Queue the update for the next group commit; the future resolves once it is durable (with its version).
+
+        A plain method returning a future, not a coroutine: the live path then needs no task per update.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Event] = loop.create_future()
         pending = _Pending(board, update, provenance, future, loop)
@@ -161,7 +166,7 @@ class SqliteEventLog:
             self._queue.put(pending)
         else:
             raise StorageUnavailable("the event log is not open")
-        return await future
+        return future
 
     # -- committing ------------------------------------------------------------------------------
 
