@@ -130,6 +130,9 @@ export function drawShape (ctx, s, zoom, opts = {}) {
     return
   }
   ctx.globalAlpha = s.opacity
+  // Level of detail: under 12 px on screen, boxes lose their rounded corners and stickies their
+  // shadow (invisible at that size; a zoomed-out board draws thousands of them).
+  const tiny = sw < 12 && sh < 12
   const rotated = !!s.rotation
   if (rotated) {
     ctx.save()
@@ -142,8 +145,7 @@ export function drawShape (ctx, s, zoom, opts = {}) {
   ctx.strokeStyle = s.stroke
   switch (s.type) {
     case 'rect': {
-      const r = Math.min(8, s.w / 8, s.h / 8)
-      roundRect(ctx, s.x, s.y, s.w, s.h, r)
+      if (tiny) { ctx.beginPath(); ctx.rect(s.x, s.y, s.w, s.h) } else roundRect(ctx, s.x, s.y, s.w, s.h, Math.min(8, s.w / 8, s.h / 8))
       if (s.fill !== 'transparent') { ctx.fillStyle = s.fill; ctx.fill() }
       if (s.width > 0) ctx.stroke()
       break
@@ -179,13 +181,19 @@ export function drawShape (ctx, s, zoom, opts = {}) {
       break
     }
     case 'sticky': {
-      // cheap "shadow": an offset darker rect (canvas shadows are slow at scale)
-      ctx.fillStyle = 'rgba(30,30,46,0.08)'
-      roundRect(ctx, s.x + 1, s.y + 3, s.w, s.h, 6)
-      ctx.fill()
       ctx.fillStyle = s.fill !== 'transparent' ? s.fill : '#fff3bf'
-      roundRect(ctx, s.x, s.y, s.w, s.h, 6)
-      ctx.fill()
+      if (tiny) {
+        ctx.fillRect(s.x, s.y, s.w, s.h)
+      } else {
+        // cheap "shadow": an offset darker rect (canvas shadows are slow at scale)
+        const fill = ctx.fillStyle
+        ctx.fillStyle = 'rgba(30,30,46,0.08)'
+        roundRect(ctx, s.x + 1, s.y + 3, s.w, s.h, 6)
+        ctx.fill()
+        ctx.fillStyle = fill
+        roundRect(ctx, s.x, s.y, s.w, s.h, 6)
+        ctx.fill()
+      }
       if (opts.hideText !== s.id) drawLines(ctx, stickyLines(s), s.x + STICKY_PAD, s.y + STICKY_PAD, s.font, s.stroke, zoom, s.w - 2 * STICKY_PAD)
       break
     }
