@@ -107,13 +107,32 @@ function roundRect (ctx, x, y, w, h, r) {
   ctx.closePath()
 }
 
-export function stickyLines (s) {
+export function stickyLines (s, greeked = false) {
   const key = s.text + '|' + s.w + '|' + s.font
+  if (s._wrapKey !== key && greeked) return roughWrap(s.text, s.font, Math.max(10, s.w - 2 * STICKY_PAD))
   if (s._wrapKey !== key) {
     s._wrap = wrapText(s.text, s.font, Math.max(10, s.w - 2 * STICKY_PAD))
     s._wrapKey = key
   }
   return s._wrap
+}
+
+/**
+ * Word wrap by an estimated width per character (no text measuring): enough for greeked text,
+ * which draws each line as a bar — the first frame of a zoomed-out board need not measure every
+ * word of every sticky note.
+ */
+function roughWrap (text, size, maxWidth) {
+  const perLine = Math.max(1, Math.floor(maxWidth / (size * 0.55)))
+  const out = []
+  for (const para of (text || '').split('\n')) {
+    let line = ''
+    for (const word of para.split(/\s+/)) {
+      if (line && line.length + 1 + word.length > perLine) { out.push(line); line = word } else line = line ? line + ' ' + word : word
+    }
+    out.push(line)
+  }
+  return out
 }
 
 /**
@@ -194,7 +213,7 @@ export function drawShape (ctx, s, zoom, opts = {}) {
         roundRect(ctx, s.x, s.y, s.w, s.h, 6)
         ctx.fill()
       }
-      if (opts.hideText !== s.id) drawLines(ctx, stickyLines(s), s.x + STICKY_PAD, s.y + STICKY_PAD, s.font, s.stroke, zoom, s.w - 2 * STICKY_PAD)
+      if (opts.hideText !== s.id) drawLines(ctx, stickyLines(s, s.font * zoom < 4), s.x + STICKY_PAD, s.y + STICKY_PAD, s.font, s.stroke, zoom, s.w - 2 * STICKY_PAD)
       break
     }
     case 'text': {
