@@ -30,6 +30,9 @@ UpdateListener = Callable[[Event, object | None], None]
 ResetListener = Callable[[str, str], None]
 
 
+MAX_OWN_PENDING = 8192  # own deltas per board remembered until the fan-out returns them
+
+
 @dataclass(eq=False)
 class _Slot:
     board: LiveBoard
@@ -38,6 +41,8 @@ class _Slot:
     last_append: asyncio.Future[Event | None] | None = None  # the newest append not yet durable
     last_active: float = field(default_factory=time.monotonic)
     listeners: list[UpdateListener] = field(default_factory=list)
+    #: Deltas this node appended that the fan-out has not brought back yet (distributed mode only).
+    own: dict[bytes, None] = field(default_factory=dict)
 
 
 class BoardService:
@@ -212,6 +217,10 @@ class BoardService:
             return result
         slot.inflight += 1
         slot.last_append = result
+        if self.fanout is not None:
+            slot.own[delta] = None
+            if len(slot.own) > MAX_OWN_PENDING:
+                del slot.own[next(iter(slot.own))]  # oldest first; one evicted too early is merely re-applied
         slot.last_active = time.monotonic()
         provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
         started = time.perf_counter()
@@ -328,6 +337,13 @@ class BoardService:
         if slot is None:
             return
         board = slot.board
+        if slot.own and event.update in slot.own:
+            # Our own update coming back through the fan-out: this very Doc applied it already (the
+            # set belongs to the slot, so a board reloaded meanwhile integrates it normally). Skipping
+            # the re-apply halves a gateway's pycrdt work when it writes as much as it reads.
+            del slot.own[event.update]
+            board.version = max(board.version, event.version)
+            return
         try:
             delta = board.integrate(event.update)
         except InvalidUpdate as exc:

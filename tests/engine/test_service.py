@@ -149,3 +149,51 @@ async def _wait(predicate: Any, timeout: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.01)
+
+
+class _QuietFanOut:
+    """Fan-out port that delivers nothing by itself: the test calls `apply_remote` as the stream would."""
+
+    async def publish(self, event: Event) -> None:
+        pass
+
+    async def subscribe(self, board: str, after_version: int, listener: Any) -> None:
+        pass
+
+    async def unsubscribe(self, board: str) -> None:
+        pass
+
+
+async def test_own_updates_returning_through_the_fan_out_are_not_applied_twice(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    store = SqliteProjectionStore(tmp_path / "projections.db")
+    service = BoardService(log, store, fanout=_QuietFanOut())
+    await log.start()
+    await store.start()
+    await service.start()
+    try:
+        mine, theirs = Author(), Author()
+        event = await service.submit("b", mine.draw("s1"), client_id="c")
+        assert event is not None
+        board = service.loaded_board("b")
+        assert board is not None
+        integrated: list[bytes] = []
+        real_integrate = board.integrate
+        board.integrate = lambda update, **kw: integrated.append(update) or real_integrate(update, **kw)  # type: ignore[method-assign]
+        heard: list[Event] = []
+        service.listen("b", lambda e, _origin: heard.append(e))
+
+        service.apply_remote(Event("b", 7, event.update, event.provenance))  # our own, back from the stream
+        assert integrated == [] and heard == [] and board.version == 7
+
+        other = theirs.draw("s2")
+        service.apply_remote(Event("b", 8, other, event.provenance))  # another node's: applied and heard
+        assert integrated == [other] and [e.version for e in heard] == [8]
+        assert sorted(s["id"] for s in render_shapes(board.doc)) == ["s1", "s2"]
+
+        service.apply_remote(Event("b", 7, event.update, event.provenance))  # a re-delivery: applied, no effect
+        assert integrated == [other, event.update] and len(heard) == 1
+    finally:
+        await service.close()
+        await log.close()
+        await store.close()
