@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -406,8 +407,10 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
     from engine.stream.batches import BatchDrain, batch_fetcher
     from projections.mongo_store import RETRYABLE, MongoProjectionStore
 
+    datadir = tempfile.TemporaryDirectory(prefix="inkstream-faust-")  # faust's table dir; we keep no tables
     app = faust.App(
         config.group,
+        datadir=datadir.name,
         broker=f"kafka://{config.kafka_bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -457,6 +460,7 @@ def create_app(config: ProjectorConfig, stats: ProjectorStats | None = None) -> 
         if connected.is_set():
             connected.clear()
             await store.close()
+        datadir.cleanup()
 
     app.topics.add(topic)  # the conductor subscribes it; our Fetcher reads it
     app.transport.Fetcher = batch_fetcher(drain)  # type: ignore[misc]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -145,8 +146,12 @@ class Processor:
         import faust
 
         self.config = config
+        # faust makes a data directory ("<app id>-data/v1") for tables even when, as here, it keeps
+        # none: give it a temporary one instead of littering the working directory.
+        self._datadir = tempfile.TemporaryDirectory(prefix="inkstream-faust-")
         self.app = faust.App(
             config.group_id,
+            datadir=self._datadir.name,
             broker=f"kafka://{config.kafka_bootstrap}",
             key_serializer="raw",
             value_serializer="raw",
