@@ -25,7 +25,7 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+        if ppid == pid and b"projections.projector_process" in cmdline:
             found.append(int(entry))
     return found
 
