@@ -24,6 +24,7 @@ import aetcd.exceptions
 
 from engine.retry import Backoff, retry
 from engine.routing import Member
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,7 @@ class EtcdMembership:
 
     async def close(self) -> None:
         """Stop the loops and revoke the lease, so this node leaves the list at once."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._lease is not None:
             try:

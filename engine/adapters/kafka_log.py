@@ -39,6 +39,7 @@ from engine.errors import StorageUnavailable, VersionNotFound
 from engine.events import VERSION_PENDING, BoardHead, Event, Provenance
 from engine.stream.records import encode_headers
 from engine.stream.topic import ensure_topic
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +184,7 @@ class KafkaEventLog:
 
     async def close(self) -> None:
         """Flush pending produces, stop listening."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._producer is not None:
             await self._producer.stop()

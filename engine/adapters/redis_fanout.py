@@ -15,7 +15,6 @@ gateways exactly when it has a version).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import random
@@ -30,6 +29,7 @@ from engine.adapters.redis_view import RedisViews, decode_entry, stream_id
 from engine.errors import StorageUnavailable
 from engine.events import ANONYMOUS, Event, Provenance
 from engine.ports import EventListener
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,8 @@ class RedisFanOut:
 
     async def close(self) -> None:
         """Stop the reader."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.redis.aclose()
 
     async def publish(self, event: Event) -> None:
