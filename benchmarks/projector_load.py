@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 from projections.mongo_store import MongoProjectionStore
+from tests.conftest import eventually, unique
 from tests.integration.projector_kit import (
     ProjectorProcess,
     Writer,
     converged,
     create_topic,
     end_offsets,
-    eventually,
-    unique,
 )
 from tests.servers import ensure_servers
 

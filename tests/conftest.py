@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,32 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc!r}")
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (topics, boards, Redis prefixes)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
+    """Await a (sync or async) predicate until it returns a truthy value; TimeoutError at the deadline.
+
+    Exceptions count as "not yet" (the servers may be restarting) and the last one is reported.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+            if inspect.isawaitable(last):
+                last = await last
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)
 
 
 def kill9(proc: subprocess.Popen[bytes] | None) -> None:

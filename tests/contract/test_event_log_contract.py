@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from engine.adapters.kafka_log import KafkaEventLog
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import VERSION_PENDING, Provenance
-from tests.integration.dist_kit import Cluster, unique
+from tests.conftest import unique
+from tests.integration.dist_kit import Cluster
 
 Factory = Callable[[], Awaitable[Any]]
 

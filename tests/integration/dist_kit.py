@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,33 +17,10 @@ from redis.asyncio import Redis
 from engine.adapters.redis_view import RedisViews
 from engine.fold import load_doc
 from engine.stream.records import decode_record
-from tests.conftest import free_port, kill9, stop_process
+from tests.conftest import eventually, free_port, kill9, stop_process, unique
 from tests.servers import ensure_servers
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Await an (async or sync) predicate until truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            last = value
-        except Exception as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @dataclass

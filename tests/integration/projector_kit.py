@@ -4,17 +4,14 @@ a producer of realistic board updates into real Kafka, the fold of the topic, an
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,32 +22,9 @@ from engine.fold import fold, load_doc
 from engine.model import render
 from engine.wire import encode_headers, encode_key
 from projections.mongo_store import MongoProjectionStore
-from tests.conftest import kill9, stop_process
+from tests.conftest import eventually, kill9, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-async def eventually(predicate: Callable[[], Awaitable[T] | T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll a (sync or async) predicate until it returns a truthy value; TimeoutError at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = predicate()
-            if inspect.isawaitable(last):
-                last = await last
-            if last:
-                return last
-        except Exception as exc:  # the servers may be restarting; keep polling until the deadline
-            last = exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(interval)
 
 
 @dataclass

@@ -19,7 +19,8 @@ import pytest
 from pycrdt import Doc, Map
 
 from engine.fold import load_doc
-from tests.integration.dist_kit import Cluster, Proc, eventually, unique, views_equal_log
+from tests.conftest import eventually, unique
+from tests.integration.dist_kit import Cluster, Proc, views_equal_log
 from tests.interop.yws_client import YWebsocketClient
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,9 @@ from pycrdt import Doc, Map
 
 from engine.fold import load_doc
 from engine.model import render
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port, unique
 from tests.history.support import OCTET, add_shape, move, replica, shapes
-from tests.integration.dist_kit import Cluster, Proc, eventually, unique
+from tests.integration.dist_kit import Cluster, Proc
 from tests.interop.yws_client import YWebsocketClient
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from engine.routing import Member, preferred
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.system import build_embedded
-from tests.integration.projector_kit import eventually, unique
+from tests.conftest import eventually, unique
 from tests.servers import ensure_servers
 
 pytestmark = pytest.mark.integration

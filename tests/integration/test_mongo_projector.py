@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 
 from projections.mongo_store import MongoProjectionStore
+from tests.conftest import eventually, unique
 from tests.integration.projector_kit import (
     ProjectorProcess,
     Writer,
     committed_offsets,
     converged,
     create_topic,
-    eventually,
-    unique,
 )
 from tests.servers import ensure_servers, start_server, stop_server
 
