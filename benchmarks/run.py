@@ -108,8 +108,6 @@ def _reference(port: int, work: Path) -> subprocess.Popen[bytes]:
 
 
 def _pycrdt_ws(port: int, work: Path) -> subprocess.Popen[bytes]:
-    if importlib.util.find_spec("pycrdt.websocket") is None:
-        raise SystemExit("the pycrdt-ws peer needs `pip install pycrdt-websocket==0.16.5` (or use --only)")
     script = ROOT / "benchmarks" / "peers" / "pycrdt_websocket_server.py"
     return subprocess.Popen(
         [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
@@ -131,6 +129,16 @@ def ensure_js_deps() -> None:
     """`npm ci` in tests/js if node_modules is missing."""
     if not (JS_DIR / "node_modules" / ".package-lock.json").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR, check=True)
+
+
+PYCRDT_WEBSOCKET = "pycrdt-websocket==0.16.5"
+
+
+def ensure_peer_deps(names: list[str]) -> None:
+    """Install the pycrdt-websocket peer into this interpreter if it is selected and missing."""
+    if "pycrdt-ws" in names and importlib.util.find_spec("pycrdt.websocket") is None:
+        print(f"installing the pycrdt-ws peer ({PYCRDT_WEBSOCKET})", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", PYCRDT_WEBSOCKET], check=True)
 
 
 def run_target(target: Target, args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -215,11 +223,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.rate == int(args.rate):
         args.rate = int(args.rate)
+    names = args.only.split(",")
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     ensure_js_deps()
+    ensure_peer_deps(names)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:])
     results = []
     with tempfile.TemporaryDirectory(prefix="inkstream-bench-") as tmp:
-        rounds = [(r, name) for r in range(args.repeat) for name in args.only.split(",")]
+        rounds = [(r, name) for r in range(args.repeat) for name in names]
         for round_, name in rounds:
             work = Path(tmp) / f"{name}-{round_}"
             work.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
@@ -124,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync, log_level=args.log_level
         )
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(serve(settings))
+        from gateway.server import run_loop
+
+        run_loop(serve(settings), settings.event_loop)
         return 0
     if args.command == "projector":
         return projector(args)

@@ -10,7 +10,6 @@ serving (the log is the source of truth; a restarted processor resumes from its 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -106,7 +105,9 @@ def run_gateway(args: argparse.Namespace) -> int:
         )
         await serve_app(app, settings)
 
-    asyncio.run(serve())
+    from gateway.server import run_loop
+
+    run_loop(serve(), settings.event_loop)
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from engine.limits import Limits
 
 _DEFAULT_LIMITS = Limits()
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 def _env_bool(value: str) -> bool:
@@ -30,6 +31,7 @@ class Settings:
     keepalive_seconds: float = 10.0  # send something on idle sockets (y-websocket clients time out at 30 s)
     max_send_queue: int = 4096  # frames queued to one slow client before it is disconnected
     max_send_queue_bytes: int = 64 * 1024 * 1024  # bytes queued to one slow client before it is disconnected
+    event_loop: str = "uvloop"  # "uvloop" (default; see gateway/server.py run_loop) or "asyncio"
     ws_compression: bool = False  # accept permessage-deflate (costs CPU per frame; see gateway/server.py)
     max_update_bytes: int = _DEFAULT_LIMITS.max_update_bytes
     max_frame_bytes: int = _DEFAULT_LIMITS.max_frame_bytes
@@ -79,6 +81,11 @@ class Settings:
             raise SystemExit(f"inkstream: port must be 1-65535, not {self.port}")
         if self.max_update_bytes > self.max_frame_bytes:
             raise SystemExit("inkstream: max_update_bytes must not exceed max_frame_bytes")
+        if self.event_loop not in EVENT_LOOPS:
+            raise SystemExit(
+                f"inkstream: event_loop (INKSTREAM_EVENT_LOOP) must be one of {', '.join(EVENT_LOOPS)}, "
+                f"not {self.event_loop!r}"
+            )
 
 
 def _coerce(kind: Any, raw: str, name: str) -> Any:
