@@ -187,7 +187,7 @@ async function animate (page, mode, frames = 180) {
       if (stats.frames !== lastFrames) { renderMs.push(stats.lastMs); lastFrames = stats.frames }
       if (i++ >= frames) {
         const dts = times.slice(1).map((t, k) => t - times[k])
-        resolve({ dts, renderMs, visible: stats.visible })
+        resolve({ dts, renderMs, visible: stats.visible, times })
         return
       }
       if (mode === 'idle') { requestAnimationFrame(step); return }
@@ -238,15 +238,67 @@ async function strokeUpdates (browser, boardId) {
   return { pointerMoves: moves, strokeMs: ms, yjsUpdates: updates, syncFramesSent: framesSent - framesBefore, fast }
 }
 
+/**
+ * `--zoom-ab DIR,DIR,...`: the whole-board zoom test only, for app builds kept in those
+ * directories (copies of gateway/static/app), alternating in one browser against one server and
+ * board (`--runs` rounds), so builds are compared under the same machine load. Prints each
+ * build's fps and frame-time distribution over all rounds.
+ */
+async function zoomAB (browser, boardId, dirs) {
+  const { readFileSync } = await import('node:fs')
+  const all = dirs.map(() => ({ dts: [], fps: [], builds: 0, buildMs: 0 }))
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+  console.log(`load before: ${load()}`)
+  for (let r = 0; r < RUNS; r++) {
+    for (let d = 0; d < dirs.length; d++) {
+      const { ctx, page } = await newPage(browser)
+      if (dirs[d] !== 'served') await ctx.route(/\/(b\/[^/]+|static\/app\/[^/]+)$/, (route) => {
+        const u = new URL(route.request().url())
+        const file = u.pathname.startsWith('/b/') ? 'index.html' : u.pathname.split('/').pop()
+        const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'text/html'
+        route.fulfill({ status: 200, contentType: type, body: readFileSync(join(dirs[d], file)) })
+      })
+      page.on('pageerror', (e) => console.log('pageerror', e.message))
+      page.on('console', (m) => { if (m.type() === 'error' || process.env.ZAB_DEBUG) console.log('console', m.text()) })
+      if (process.env.ZAB_DEBUG) { page.on('requestfailed', (q) => console.log('failed', q.url())); page.on('websocket', (w) => console.log('ws', w.url())) }
+      await page.goto(`${base}/b/${boardId}`)
+      await page.waitForFunction(() => performance.getEntriesByName('inkstream:rendered').length > 0, null, { timeout: 60000 })
+        .catch(async (e) => { console.log(await page.evaluate(() => [location.href, document.title, window.__inkstream?.shapeCount()])); throw e })
+      await page.evaluate(() => window.__inkstream.zoomToFit())
+      await page.waitForTimeout(500)
+      const s0 = await page.evaluate(() => ({ ...window.__inkstream.stats }))
+      const z = await animate(page, 'zoom')
+      const s1 = await page.evaluate(() => ({ ...window.__inkstream.stats }))
+      const f = frameSummary(z)
+      if (process.env.ZAB_DUMP) (await import('node:fs')).writeFileSync(`${process.env.ZAB_DUMP}-${d}-${r}.json`, JSON.stringify({ times: z.times, fr: await page.evaluate(() => window.__inkstream.stats.fr || []) }))
+      all[d].dts.push(...z.dts); all[d].fps.push(f.fps)
+      all[d].builds += (s1.cacheBuilds || 0) - (s0.cacheBuilds || 0); all[d].buildMs += (s1.buildMs || 0) - (s0.buildMs || 0)
+      console.log(`round ${r + 1} ${dirs[d]}: ${f.fps} fps p50 ${f.frameMsP50} p95 ${f.frameMsP95} max ${Math.max(...z.dts).toFixed(1)} ms  builds ${(s1.cacheBuilds || 0) - (s0.cacheBuilds || 0)} (${((s1.buildMs || 0) - (s0.buildMs || 0)).toFixed(0)} ms)${s1.forced !== undefined ? ` forced ${(s1.forced || 0) - (s0.forced || 0)} blit ${((s1.blitMs || 0) - (s0.blitMs || 0)).toFixed(0)} ms` : ''}  long frames ${z.dts.map((t, k) => [k, t]).filter(([, t]) => t > 20).map(([k, t]) => `${k}:${t.toFixed(0)}`).join(' ')}  (load ${load()})`)
+      await ctx.close()
+    }
+  }
+  for (let d = 0; d < dirs.length; d++) {
+    const a = all[d]
+    const total = a.dts.reduce((x, y) => x + y, 0)
+    const over = (ms) => a.dts.filter((t) => t > ms).length
+    console.log(`${dirs[d]}: ${(a.dts.length / (total / 1000)).toFixed(1)} fps over ${RUNS} rounds (per round ${a.fps.join(', ')}); frame p50 ${pct(a.dts, 50).toFixed(1)} p95 ${pct(a.dts, 95).toFixed(1)} p99 ${pct(a.dts, 99).toFixed(1)} max ${Math.max(...a.dts).toFixed(1)} ms; frames > 20 ms: ${over(20)}, > 34 ms: ${over(34)} of ${a.dts.length}; scene-cache builds ${a.builds} (${a.buildMs.toFixed(0)} ms JS)`)
+  }
+  console.log(`load after: ${load()}`)
+  await browser.close()
+  if (server) { server.kill('SIGTERM'); rmSync(dataDir, { recursive: true, force: true }) }
+}
+
 // ------------------------------------------------------------------ main
-if (!base) await startServer()
+if (!base) { await startServer(); process.on('exit', () => server.kill('SIGKILL')) }
 const boardId = `bench-${N}-${Date.now().toString(36)}`
 const t0 = Date.now()
 const { bytes } = await seed(boardId, N)
 const seedMs = Date.now() - t0
 // let the server finish folding/checkpointing the seed before timing opens
 await new Promise((r) => setTimeout(r, 3000))
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true })
+// pages served from a directory (--zoom-ab) count as public: let them reach the local server
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...(args.includes('--zoom-ab') ? ['--disable-features=LocalNetworkAccessChecks'] : [])], headless: true })
+if (args.includes('--zoom-ab')) { await zoomAB(browser, boardId, args[args.indexOf('--zoom-ab') + 1].split(',')); process.exit(0) }
 const opens = []
 let kept = null
 for (let r = 0; r < RUNS; r++) {
