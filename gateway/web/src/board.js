@@ -609,11 +609,36 @@ export function mountBoard (root, boardId) {
   const CACHE_MIN_SHAPES = 150 // fewer shapes in view: drawing them directly is as cheap as a blit
   const CACHE_SLICE_MS = 4 // drawing of the next bitmap per frame, while a gesture goes on
   const CACHE_MAX_DIRTY = 64 // more changed rects than this before a frame: render the cache anew
+  const CACHE_BANDS = 4 // the background of a bitmap being built is drawn a quarter at a time
+  // Bitmaps allocated ahead, when the board is idle (a new 20 MB canvas took 20-45 ms of a frame).
+  const canvasPool = []
+  let poolTimer = 0
+  function fillCanvasPool (W, H) {
+    if (poolTimer) return
+    const inUse = [sceneCache.canvas, sceneCache.spare, overview.canvas].filter(Boolean).length
+    if (inUse + canvasPool.length >= 3) return
+    const idle = window.requestIdleCallback || ((f) => setTimeout(f, 200))
+    poolTimer = idle(() => {
+      poolTimer = 0
+      if (performance.now() < camMovingUntil) return
+      const cc = document.createElement('canvas')
+      cc.width = Math.round(W * 2); cc.height = Math.round(H * 2)
+      const c = cc.getContext('2d')
+      c.fillRect(0, 0, cc.width, cc.height)
+      c.getImageData(0, 0, 1, 1) // allocated now
+      canvasPool.push(cc)
+      fillCanvasPool(W, H)
+    })
+  }
+  // The last whole-board bitmap, kept when a zoom-in replaces it: while zooming out it stands in
+  // (blurry) for what the current bitmap does not cover yet, and is shown again once it is sharp
+  // enough, instead of rendering all shapes anew. Patched like the current one.
+  const overview = { canvas: null, version: -1, zoom: 1, x: 0, y: 0, w: 0, h: 0, all: true, dirty: [] }
   let lastSceneMs = 0
   /** A shape's pixels changed inside world rect `b` (its old or new box). */
   function damage (b) {
     if (!b || preview) return
-    for (const sc of [sceneCache, building]) {
+    for (const sc of [sceneCache, building, overview]) {
       if (!sc || sc.version !== contentVersion) continue
       if (sc.dirty.length >= CACHE_MAX_DIRTY) { sc.version = -1; continue }
       sc.dirty.push({ x: b.x, y: b.y, w: b.w, h: b.h })
@@ -629,6 +654,12 @@ export function mountBoard (root, boardId) {
   function planSceneCache (W, H, pxW, pxH, z) {
     const cx = cam.x + W / cam.zoom / 2; const cy = cam.y + H / cam.zoom / 2
     let v = { x: cx - W / z, y: cy - H / z, w: W / z * 2, h: H / z * 2 }
+    if (z > cam.zoom * 1.2) {
+      // zooming in: the view only shrinks, so the bitmap covers just it (and a hair): fewer
+      // shapes to draw than the view and half a screen around it
+      z = Math.min(MAX_ZOOM, Math.max(z, pxW / (W / cam.zoom) / 1.02))
+      v = { x: cx - pxW / z / 2, y: cy - pxH / z / 2, w: pxW / z, h: pxH / z }
+    }
     // ...or, when the whole board and the view fit in that many pixels, all of it
     const b = contentBounds()
     let all = false
@@ -653,11 +684,12 @@ export function mountBoard (root, boardId) {
     const pxW = Math.round(W * 2); const pxH = Math.round(H * 2)
     const plan = planSceneCache(W, H, pxW, pxH, Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, cam.zoom * zoomAhead)))
     let cc = sceneCache.spare
-    if (!cc) cc = sceneCache.spare = document.createElement('canvas')
+    if (!cc) cc = sceneCache.spare = canvasPool.pop() || document.createElement('canvas')
     if (cc.width !== pxW || cc.height !== pxH) { cc.width = pxW; cc.height = pxH }
     const c = cc.getContext('2d')
-    drawBackground(c, plan.v, plan.zoom, 1, pxW, pxH)
-    building = { canvas: cc, c, ...plan, list: getSorted(), i: 0, version: contentVersion, dirty: [] }
+    // background and grid are drawn by stepBuild too, in bands (rasterising all of it at once
+    // took 10-15 ms of a frame)
+    building = { canvas: cc, c, ...plan, list: getSorted(), i: 0, band: 0, version: contentVersion, dirty: [] }
     return building
   }
   /** Draw more of the cache being built, for about `budgetMs`; true when it is complete (and swapped in). */
@@ -667,6 +699,14 @@ export function mountBoard (root, boardId) {
     if (bd.version !== contentVersion) { building = null; return false }
     const t0 = performance.now()
     const { c, v, zoom: z, list } = bd
+    const pxW = bd.canvas.width; const pxH = bd.canvas.height
+    while (bd.band < CACHE_BANDS) {
+      const y0 = Math.round(bd.band * pxH / CACHE_BANDS); const y1 = Math.round((bd.band + 1) * pxH / CACHE_BANDS)
+      drawBackground(c, v, z, 1, pxW, pxH, { x0: 0, y0, x1: pxW, y1 })
+      c.getImageData(0, y0, 1, 1)
+      bd.band++
+      if (performance.now() - t0 > budgetMs) { stats.buildMs = (stats.buildMs || 0) + performance.now() - t0; return false }
+    }
     c.setTransform(z, 0, 0, z, -v.x * z, -v.y * z)
     c.lineCap = 'round'
     c.lineJoin = 'round'
@@ -691,7 +731,13 @@ export function mountBoard (root, boardId) {
     stats.buildMs = (stats.buildMs || 0) + performance.now() - t0
     if (i < list.length) return false
     // done: swap bitmaps; shapes that changed meanwhile are repainted by the next patch
-    const old = sceneCache.canvas
+    let old = sceneCache.canvas
+    if (sceneCache.all && sceneCache.version === bd.version && !bd.all && old) {
+      // a zoom-in leaves the whole board: keep that bitmap as the overview
+      const spare = overview.canvas
+      Object.assign(overview, { canvas: old, version: sceneCache.version, zoom: sceneCache.zoom, x: sceneCache.x, y: sceneCache.y, w: sceneCache.w, h: sceneCache.h, dirty: sceneCache.dirty })
+      old = spare
+    }
     Object.assign(sceneCache, { canvas: bd.canvas, spare: old, version: bd.version, zoom: z, ...v, all: bd.all, dirty: bd.dirty })
     building = null
     stats.cacheBuilds = (stats.cacheBuilds || 0) + 1
@@ -702,8 +748,7 @@ export function mountBoard (root, boardId) {
     stepBuild(Infinity)
   }
   /** Repaint the changed rects of the scene cache (clear each, redraw the shapes touching it). */
-  function patchSceneCache () {
-    const sc = sceneCache
+  function patchSceneCache (sc = sceneCache) {
     if (!sc.dirty.length) return
     const c = sc.canvas.getContext('2d')
     const z = sc.zoom
@@ -711,6 +756,7 @@ export function mountBoard (root, boardId) {
       const m = 2 / z // antialiasing
       const r = { x: d.x - m, y: d.y - m, w: d.w + 2 * m, h: d.h + 2 * m }
       if (r.x + r.w < sc.x || r.y + r.h < sc.y || r.x > sc.x + sc.w || r.y > sc.y + sc.h) {
+        if (sc === overview) { sc.version = -1; break } // no longer the whole board
         sc.all = false // a shape outside the bitmap: it no longer holds the whole board
         continue
       }
@@ -727,6 +773,7 @@ export function mountBoard (root, boardId) {
       drawShapes(c, { x: sc.x + px0 / z, y: sc.y + py0 / z, w: (px1 - px0) / z, h: (py1 - py0) / z }, sc, z, 1)
       c.restore()
     }
+    if (sc.version === -1) return
     sc.dirty = []
     stats.cachePatches = (stats.cachePatches || 0) + 1
   }
@@ -742,7 +789,21 @@ export function mountBoard (root, boardId) {
     const ratio = cam.zoom / sc.zoom
     const vw = W / cam.zoom; const vh = H / cam.zoom
     const inside = (m) => cam.x - m * vw >= sc.x && cam.y - m * vh >= sc.y && cam.x + vw * (1 + m) <= sc.x + sc.w && cam.y + vh * (1 + m) <= sc.y + sc.h
-    if (ratio > 3 || (!sc.all && (ratio < 0.5 || !inside(0)))) return false // too blurry, or part of the view never rendered
+    const ovOk = overview.canvas && overview.version === contentVersion
+    if (ovOk && overview.dirty.length >= CACHE_MAX_DIRTY) overview.version = -1
+    const partial = !sc.all && (ratio < 0.5 || !inside(0)) // part of the view never rendered
+    if (partial && !ovOk) return false
+    if (partial && cam.zoom / overview.zoom <= 1.3 && sc !== overview) {
+      // zoomed out to where the whole-board bitmap is sharp enough: show it again
+      const keep = { canvas: sc.canvas, version: sc.version, zoom: sc.zoom, x: sc.x, y: sc.y, w: sc.w, h: sc.h, all: sc.all, dirty: sc.dirty }
+      Object.assign(sc, { canvas: overview.canvas, version: overview.version, zoom: overview.zoom, x: overview.x, y: overview.y, w: overview.w, h: overview.h, all: true, dirty: overview.dirty })
+      Object.assign(overview, { canvas: null, version: -1 })
+      sc.spare = keep.canvas
+      building = null
+      stats.overviewSwaps = (stats.overviewSwaps || 0) + 1
+      return blitSceneCache(dpr, W, H, mayBuild)
+    }
+    if (ratio > 4) return false // too blurry
     if (mayBuild) {
       const dir = performance.now() - zoomDir.at < 300 ? zoomDir.sign : 0
       if (!building) {
@@ -750,15 +811,25 @@ export function mountBoard (root, boardId) {
         if (dir > 0 ? tooBlurry : dir < 0 ? tooSmall : tooBlurry || tooSmall) startBuild(W, H, dir > 0 ? 1.5 : dir < 0 ? 1 / 1.5 : 1)
         else if (dir === 0 && !sc.all && !inside(0.25)) startBuild(W, H, 1)
       }
-      if (building && (stepBuild(CACHE_SLICE_MS) || (ratio > 2.5 && stepBuild(Infinity)))) {
-        // done (or as blurry as it gets, so finished now): show the new one
+      if (building && stepBuild(ratio > 2 && !partial ? 2 * CACHE_SLICE_MS : CACHE_SLICE_MS)) {
+        // done: show the new one
         return blitSceneCache(dpr, W, H, false)
       }
     }
     patchSceneCache()
-    // the bitmap has the background and grid; around it (zoomed out past it) they are drawn fresh
-    if (!inside(0)) drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
     ctx.setTransform(1, 0, 0, 1, 0, 0)
+    ctx.imageSmoothingEnabled = true
+    if (partial) {
+      // the whole board, blurry, under what the current bitmap does not cover yet
+      patchSceneCache(overview)
+      const ov = overview
+      const ovInside = cam.x >= ov.x && cam.y >= ov.y && cam.x + vw <= ov.x + ov.w && cam.y + vh <= ov.y + ov.h
+      if (!ovInside) drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height)
+      if (ov.version === contentVersion) {
+        const ko = cam.zoom / ov.zoom * dpr
+        ctx.drawImage(ov.canvas, (ov.x - cam.x) * cam.zoom * dpr, (ov.y - cam.y) * cam.zoom * dpr, ov.canvas.width * ko, ov.canvas.height * ko)
+      }
+    } else if (!inside(0)) drawBackground(ctx, visibleWorld(), cam.zoom, dpr, canvas.width, canvas.height) // around the bitmap (zoomed out past it)
     const k = ratio * dpr // cache pixel -> device pixel
     ctx.imageSmoothingEnabled = true
     ctx.drawImage(sc.canvas, (sc.x - cam.x) * cam.zoom * dpr, (sc.y - cam.y) * cam.zoom * dpr, sc.canvas.width * k, sc.canvas.height * k)
@@ -785,6 +856,7 @@ export function mountBoard (root, boardId) {
       if (!blitted && (stats.visible >= CACHE_MIN_SHAPES || lastSceneMs > 6)) { buildSceneCache(W, H); blitted = blitSceneCache(dpr, W, H, false) }
     }
     if (!moving) building = null // the camera settled: a bitmap for where it was is of no use
+    if (!moving && stats.visible >= CACHE_MIN_SHAPES) fillCanvasPool(W, H)
     if (!blitted) {
       const s0 = performance.now()
       const v = visibleWorld()
