@@ -94,6 +94,17 @@ class Server:
         except urllib.error.HTTPError:
             return 0
 
+    def wait_projected(self, timeout: float = 300) -> float:
+        """Wait until the projector has folded the board up to its head (checkpoints written); seconds waited."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            with self.get(f"/api/boards/{BOARD}/versions") as r:
+                info = json.load(r)
+            if info["projected"] >= self.version():
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise TimeoutError("the projector did not catch up")
+
     def join_metric(self) -> tuple[float, float]:
         """(sum, count) of the inkstream_join_seconds histogram."""
         total = count = 0.0
@@ -192,6 +203,10 @@ async def main() -> None:
                 rows.append([name, runs, pct(observed, 50), max(observed), server_ms, sizes[0], pct(applied, 50)])
 
             # Cold: restart, then the very first join loads the board from checkpoint + log tail.
+            # The projector (a child process) writes the checkpoints; wait for it, or the cold load
+            # would replay whatever it had not folded yet and measure the projector's lag instead.
+            lag = server.wait_projected()
+            print(f"projector caught up {lag:.1f} s after the last update", flush=True)
             server.stop()
             server.start()
             await measure("cold (first join after restart)", 1, lambda: None)
