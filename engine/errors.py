@@ -56,3 +56,26 @@ class StorageUnavailable(InkstreamError):
     """The event log could not durably store an update; it was not accepted."""
 
     reason = "storage_unavailable"
+
+
+class DataDirInUse(InkstreamError):
+    """Another process holds the embedded data directory's writer lock (engine.adapters.data_dir_lock)."""
+
+    reason = "data_dir_in_use"
+
+    def __init__(self, directory: object, pid: int | None = None, owner: str = "", url: str = "") -> None:
+        self.directory = directory
+        self.pid = pid
+        self.owner = owner  # what the holder said it is, e.g. "inkstream serve"
+        self.url = url  # where the holder serves the HTTP API, if it does
+        super().__init__(self.explain())
+
+    def explain(self, what_to_do: str | None = None) -> str:
+        """One line: which directory, who holds it, what to do (default: stop it, or go through its --url)."""
+        holder = ", ".join(p for p in (f"pid {self.pid}" if self.pid else "", self.owner) if p)
+        if what_to_do is None:
+            what_to_do = f"stop it, or use --url {self.url or 'URL'} to go through the running server"
+        return (
+            f"data directory {self.directory} is in use by another inkstream process"
+            f"{f' ({holder})' if holder else ''}; {what_to_do}"
+        )

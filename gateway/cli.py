@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from engine.adapters.data_dir_lock import lock_data_dir
+from engine.errors import DataDirInUse
 from gateway import history_cli
 from gateway.settings import Settings
 
@@ -71,7 +73,6 @@ async def serve(settings: Settings) -> None:
     from gateway.server import check_listen, serve_app, tune_gc
     from gateway.system import build_embedded
 
-    check_listen(settings.host, settings.port)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         probe = settings.data_dir / ".inkstream-write-test"
@@ -81,6 +82,17 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(
             f"inkstream: data directory {settings.data_dir} is not writable: {exc.strerror or exc}"
         ) from None
+    # One writer per data dir, for the life of this process (the OS drops the lock when it exits,
+    # kill -9 included). The event log takes it again when it opens, as every writer does.
+    try:
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        lock_data_dir(settings.data_dir, "inkstream serve", f"http://{host}:{settings.port}")
+    except DataDirInUse as exc:
+        raise SystemExit(
+            "inkstream: "
+            + exc.explain("stop it first, or give this server another --data-dir (one writer per data dir)")
+        ) from None
+    check_listen(settings.host, settings.port)
     app = create_app(build_embedded(settings))
     tune_gc()
     logging.getLogger("inkstream").info(

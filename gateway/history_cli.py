@@ -6,9 +6,10 @@ Two ways to reach a board:
   whenever a server owns the data dir, and always for `import` while one is running.
 - `--data-dir DIR` (the default, INKSTREAM_DATA_DIR or ./inkstream-data): open the embedded data
   dir directly. `history`, `replay` and `export` only read (SQLite WAL allows that next to a
-  running server); versions the server's projector has not reached yet are listed without a
-  summary. `import` appends to the log itself: run it only when no server uses that data dir
-  (two writers would both number versions); with a server running, use `--url`.
+  running server) and take no lock; versions the server's projector has not reached yet are
+  listed without a summary. `import` appends to the log itself, so it takes the data dir's writer
+  lock (engine.adapters.data_dir_lock) like `inkstream serve` does: with a server running on that
+  dir it is refused (exit status 1, nothing written) and says to use `--url`.
 """
 
 from __future__ import annotations
@@ -159,13 +160,19 @@ def _remote(args: argparse.Namespace) -> bytes | str:
 
 
 @asynccontextmanager
-async def _opened(data_dir: Path) -> AsyncIterator[tuple[SqliteEventLog, SqliteProjectionStore]]:
+async def _opened(data_dir: Path, write: bool) -> AsyncIterator[tuple[SqliteEventLog, SqliteProjectionStore]]:
+    """The data dir's log and projections; `write` opens the log for appends (takes the writer lock,
+    DataDirInUse if a server or another command holds it), otherwise it is only read."""
     if not (data_dir / "events.db").exists():
         raise ValueError(f"no Inkstream data in {data_dir} (give --data-dir or --url)")
-    log = SqliteEventLog(data_dir / "events.db")
+    log = SqliteEventLog(data_dir / "events.db", reader_only=not write)
     store = SqliteProjectionStore(data_dir / "projections.db")
     await log.start()
-    await store.start()
+    try:
+        await store.start()
+    except BaseException:
+        await log.close()
+        raise
     try:
         yield log, store
     finally:
@@ -175,7 +182,7 @@ async def _opened(data_dir: Path) -> AsyncIterator[tuple[SqliteEventLog, SqliteP
 
 async def _local(args: argparse.Namespace) -> bytes | str:
     data_dir = args.data_dir or Settings.load().data_dir
-    async with _opened(data_dir) as (log, store):
+    async with _opened(data_dir, write=args.command == "import") as (log, store):
         history = BoardHistory(SqliteArchive(log, store))
         board = args.board
         if args.command == "history":

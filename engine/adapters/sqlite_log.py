@@ -6,6 +6,12 @@ writer thread in fsync mode) are committed in one transaction, so durability cos
 batch, not per update. In WAL mode with synchronous=NORMAL a
 committed transaction survives `kill -9` of the process (it is in the WAL file); `fsync=True`
 (synchronous=FULL) also makes it survive power loss, at the cost of an fsync per batch.
+
+Versions are numbered from an in-memory head per board, so one process appends to a log: a writer
+holds its data directory's lock (engine.adapters.data_dir_lock) while open, and a second one is
+refused with DataDirInUse. Should a row appear anyway (someone else wrote to the file), the commit
+that collides with it on UNIQUE(board, version) fails and the heads of its boards are re-read from
+the file, so the next append numbers after it instead of colliding forever.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.adapters.data_dir_lock import DataDirLock, lock_data_dir
 from engine.errors import StorageUnavailable
 from engine.events import BoardHead, Event, Provenance
 
@@ -90,6 +97,7 @@ class SqliteEventLog:
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._heads: dict[str, int] = {}
+        self._dir_lock: DataDirLock | None = None  # writers only: this process's lock on the data dir
         self._failed: BaseException | None = None
         self._listeners: list[Callable[[int], None]] = []
 
@@ -105,12 +113,19 @@ class SqliteEventLog:
         not block the loop: commits then run on a dedicated writer thread.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = _connect(self.path, self.fsync)
-        if self.reader_only:
-            return
-        writer = _connect(self.path, self.fsync)
-        writer.executescript(_SCHEMA)
-        self._heads = {b: v for b, v in writer.execute("SELECT board, version FROM heads")}
+        if not self.reader_only:
+            # Before anything is opened: a second writer is refused (DataDirInUse), not half-started.
+            self._dir_lock = lock_data_dir(self.path.parent)
+        try:
+            self._reader = _connect(self.path, self.fsync)
+            if self.reader_only:
+                return
+            writer = _connect(self.path, self.fsync)
+            writer.executescript(_SCHEMA)
+            self._heads = {b: v for b, v in writer.execute("SELECT board, version FROM heads")}
+        except BaseException:
+            self._unlock()
+            raise
         if self.fsync:
             self._thread = threading.Thread(
                 target=self._write_loop, args=(writer,), name="inkstream-log-writer", daemon=True
@@ -142,6 +157,12 @@ class SqliteEventLog:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     def on_committed(self, listener: Callable[[int], None]) -> None:
         """Call `listener(last_seq)` after every commit (from the writer thread in fsync mode)."""
@@ -251,6 +272,8 @@ class SqliteEventLog:
                 pass
             error = StorageUnavailable(f"event log commit failed: {exc}")
             self._failed = error
+            if isinstance(exc, sqlite3.IntegrityError):
+                self._reload_heads(conn, list(assigned))
             return None, error
         self._heads.update(assigned)
         self._failed = None
@@ -259,6 +282,32 @@ class SqliteEventLog:
         for listener in self._listeners:
             listener(int(last_seq))
         return events, None
+
+    def _reload_heads(self, conn: sqlite3.Connection, boards: list[str]) -> None:
+        """Re-read the heads of `boards` from the file after a commit collided on (board, version).
+
+        Only another writer of the file makes the in-memory head fall behind (the data-dir lock
+        keeps them out; this is the defence behind it). The highest version in `events` is the
+        truth, whatever the other writer did to `heads`: the next append numbers after it, and the
+        gateway, which dropped the board when its commit failed, reloads it from the log with the
+        other writer's updates included.
+        """
+        try:
+            for board in boards:
+                row = conn.execute("SELECT max(version) FROM events WHERE board = ?", (board,)).fetchone()
+                found = int(row[0]) if row and row[0] is not None else 0
+                if found != self._heads.get(board, 0):
+                    log.warning(
+                        "board %s: the log has version %d, this process expected %d (another process wrote "
+                        "to %s); continuing after it",
+                        board,
+                        found,
+                        self._heads.get(board, 0),
+                        self.path,
+                    )
+                    self._heads[board] = found
+        except sqlite3.Error as exc:
+            log.warning("could not re-read board heads after a failed commit: %s", exc)
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """BoardService over the real embedded adapters: accept, load, unload, failures."""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,35 @@ async def test_own_updates_returning_through_the_fan_out_are_not_applied_twice(t
         await service.close()
         await log.close()
         await store.close()
+
+
+async def test_a_board_recovers_after_another_writer_took_its_next_version(stack: Stack) -> None:
+    """Another writer of events.db (what `inkstream import --data-dir` next to a server used to be)
+    took version 2: one submit fails and drops the board, the next reloads it from the log with the
+    other writer's update and is numbered after it, instead of every submit failing until restart."""
+    mine, theirs = Author(), Author()
+    assert (await stack.service.submit("b1", mine.draw("s1"), client_id="c")).version == 1  # type: ignore[union-attr]
+    foreign = sqlite3.connect(stack.log.path, isolation_level=None, timeout=10)
+    try:
+        foreign.execute(
+            "INSERT INTO events (board, version, ts, client, user, data) VALUES ('b1', 2, 2000.0, 'x', 'other', ?)",
+            (theirs.draw("s2"),),
+        )
+        foreign.execute("UPDATE heads SET version = 2 WHERE board = 'b1'")
+    finally:
+        foreign.close()
+    resets: list[str] = []
+    stack.service.on_reset(lambda board, reason: resets.append(board))
+    update = mine.draw("s3")
+    with pytest.raises(StorageUnavailable):
+        await stack.service.submit("b1", update, client_id="c")
+    assert resets == ["b1"] and stack.service.loaded_board("b1") is None
+
+    event = await stack.service.submit("b1", update, client_id="c")  # the client re-sends it
+    assert event is not None and event.version == 3
+    board = stack.service.loaded_board("b1")
+    assert board is not None and board.version == 3
+    assert sorted(s["id"] for s in render_shapes(board.doc)) == ["s1", "s2", "s3"]
+    assert [e.version for e in await stack.log.read("b1")] == [1, 2, 3]
+    replayed = load_doc(None, [e.update for e in await stack.log.read("b1")])
+    assert render_shapes(replayed) == render_shapes(board.doc)

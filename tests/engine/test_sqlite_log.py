@@ -1,13 +1,18 @@
-"""The embedded event log: dense versions, group commit, durability across reopen."""
+"""The embedded event log: dense versions, group commit, durability across reopen, one writer process."""
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.adapters.sqlite_log import SqliteEventLog
-from engine.errors import StorageUnavailable
+from engine.errors import DataDirInUse, StorageUnavailable
 from engine.events import Provenance
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _prov(i: int = 0) -> Provenance:
@@ -75,3 +80,106 @@ async def test_append_after_close_is_refused(tmp_path: Path) -> None:
     await log.close()
     with pytest.raises(StorageUnavailable):
         await log.append("a", b"x", _prov())
+
+
+def _foreign_insert(path: Path, board: str, version: int, data: bytes, heads: bool) -> None:
+    """Another writer of the same file (what `inkstream import` next to a server used to be)."""
+    foreign = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        foreign.execute(
+            "INSERT INTO events (board, version, ts, client, user, data) VALUES (?, ?, 2000.0, 'x', 'other', ?)",
+            (board, version, data),
+        )
+        if heads:
+            foreign.execute("UPDATE heads SET version = ? WHERE board = ?", (version, board))
+    finally:
+        foreign.close()
+
+
+@pytest.mark.parametrize("fsync", [False, True], ids=["default", "fsync"])
+@pytest.mark.parametrize("heads", [False, True], ids=["events-only", "events-and-heads"])
+async def test_a_foreign_row_fails_one_commit_then_the_log_numbers_after_it(
+    tmp_path: Path, fsync: bool, heads: bool
+) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path, fsync=fsync)
+    await log.start()
+    try:
+        assert [(await log.append("a", bytes([i]), _prov(i))).version for i in range(2)] == [1, 2]
+        await log.append("b", b"b1", _prov())
+        _foreign_insert(path, "a", 3, b"foreign", heads)
+
+        with pytest.raises(StorageUnavailable, match="UNIQUE"):  # it numbered the append 3 too
+            await log.append("a", b"mine", _prov(3))
+        assert not await log.writable()
+        assert await log.head("a") == 3  # re-read from the file
+
+        event = await log.append("a", b"mine", _prov(4))  # recovered: not failing forever
+        assert event.version == 4
+        assert (await log.append("b", b"b2", _prov())).version == 2  # other boards unaffected
+        assert await log.writable()
+        assert [(e.version, e.update) for e in await log.read("a")] == [
+            (1, b"\x00"),
+            (2, b"\x01"),
+            (3, b"foreign"),
+            (4, b"mine"),
+        ]
+        assert {h.board: h.version for h in await log.heads()} == {"a": 4, "b": 2}
+    finally:
+        await log.close()
+
+
+def _hold_lock(data_dir: Path) -> subprocess.Popen[str]:
+    """Another process holding the data dir's writer lock until its stdin closes."""
+    code = (
+        "import sys; from pathlib import Path; from engine.adapters.data_dir_lock import lock_data_dir; "
+        f"lock_data_dir(Path({str(data_dir)!r}), 'a test', 'http://127.0.0.1:1'); print('locked', flush=True); "
+        "sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+async def test_a_second_writer_process_is_refused_and_readers_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path)
+    await log.start()
+    await log.append("a", b"x", _prov())
+    await log.close()  # releases the lock
+
+    holder = _hold_lock(tmp_path)
+    try:
+        second = SqliteEventLog(path)
+        with pytest.raises(DataDirInUse) as refused:
+            await second.start()
+        message = str(refused.value)
+        assert str(tmp_path) in message and f"pid {holder.pid}" in message and "a test" in message
+        assert "--url http://127.0.0.1:1" in message
+        with pytest.raises(StorageUnavailable):
+            await second.append("a", b"y", _prov())  # nothing was opened
+
+        reader = SqliteEventLog(path, reader_only=True)  # reading next to the writer needs no lock
+        await reader.start()
+        try:
+            assert await reader.head("a") == 1 and len(await reader.read("a")) == 1
+        finally:
+            await reader.close()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+    # The holder exited: the lock went with it, and in this process it is re-entrant (one writer process).
+    first, again = SqliteEventLog(path), SqliteEventLog(path)
+    await first.start()
+    await again.start()
+    await again.close()
+    assert (await first.append("a", b"z", _prov())).version == 2
+    await first.close()
+    holder = _hold_lock(tmp_path)  # released by the last close: another process can take it
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(timeout=10)
