@@ -5,7 +5,7 @@
 Targets, one after the other, each fresh:
   inkstream   `inkstream serve` (embedded mode, durable SQLite log on, fresh data dir)
   reference   the reference Node server `@y/websocket-server` 0.1.1 with yjs 13 (tests/js)
-  pycrdt-ws   pycrdt-websocket on Hypercorn (benchmarks/peers/pycrdt_websocket_server.py)
+  pycrdt-ws   pycrdt-websocket on Uvicorn (benchmarks/peers/pycrdt_websocket_server.py)
 The load is benchmarks/loadgen.mjs (real y-websocket clients in one Node process). Results are
 printed and written to the "Live delivery" section of benchmarks/RESULTS.md.
 """
@@ -120,7 +120,7 @@ TARGETS = {
                         _inkstream, lambda p: f"ws://127.0.0.1:{p}/ws", _inkstream_ready),
     "reference": Target("reference", "`@y/websocket-server` 0.1.1 + yjs 13 (Node, in memory)",
                         _reference, lambda p: f"ws://127.0.0.1:{p}", tcp_open),
-    "pycrdt-ws": Target("pycrdt-ws", "pycrdt-websocket 0.16 on Hypercorn (in memory)",
+    "pycrdt-ws": Target("pycrdt-ws", "pycrdt-websocket 0.16 on Uvicorn (in memory)",
                         _pycrdt_ws, lambda p: f"ws://127.0.0.1:{p}", tcp_open),
 }
 

@@ -1,50 +1,58 @@
-"""Running an ASGI app under Hypercorn, the one way every Inkstream HTTP process is served."""
+"""Running an ASGI app under Uvicorn, the one way every Inkstream HTTP process is served.
+
+Uvicorn replaced Hypercorn (the first choice) for a measured reason: at 20 boards x 5 clients x
+10 updates/s a gateway used 31-32 % of a core on Hypercorn and 27-28 % on Uvicorn's sans-I/O
+`websockets` protocol with httptools, with lower delivery latency (benchmarks/RESULTS.md, "ASGI
+server"). Every frame a gateway sends passes through the server's WebSocket layer, and Hypercorn's
+(wsproto, an h11 stream, a send lock and a drain per frame) cost more Python per frame.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 import signal
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
-from hypercorn.protocol import ws_stream
-from wsproto.extensions import PerMessageDeflate
+import uvicorn
 
+from engine.tasks import cancel_and_wait
 from gateway.settings import EVENT_LOOPS, Settings
 
 
-class _DeclineDeflate(PerMessageDeflate):
-    """A permessage-deflate extension that declines every offer.
+class _Server(uvicorn.Server):
+    """Uvicorn's server without its own signal handlers: `serve_app` decides when it stops."""
 
-    Hypercorn always accepts permessage-deflate when a client offers it (browsers do), and has no
-    setting for it. Yjs updates are small and mostly binary; measured on a 5,000-update burst,
-    compressing every frame halved gateway throughput (1.2k vs 2.5k updates/s), so it is off
-    unless INKSTREAM_WS_COMPRESSION is set.
-    """
-
-    def accept(self, offer: str) -> None:
-        return None
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-def configure_ws_compression(enabled: bool) -> None:
-    """Accept (enabled) or decline (default) permessage-deflate in this process."""
-    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeclineDeflate  # type: ignore[attr-defined]
-
-
-def hypercorn_config(settings: Settings, host: str | None = None, port: int | None = None) -> Config:
-    """Hypercorn settings for an Inkstream process."""
-    config = Config()
-    config.bind = [f"{host or settings.host}:{port or settings.port}"]
-    # Hypercorn's own cap only guards memory: it closes with 1009 and no reason, which y-websocket
-    # clients retry forever. Frames between the app's limit and this one get our 4413 with a reason.
-    config.websocket_max_message_size = max(64 * 1024 * 1024, 4 * settings.max_frame_bytes)
-    config.accesslog = None
-    config.graceful_timeout = 5
-    return config
+def uvicorn_config(app: Any, settings: Settings, host: str | None = None, port: int | None = None) -> uvicorn.Config:
+    """Uvicorn settings for an Inkstream process."""
+    return uvicorn.Config(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        http="httptools",
+        ws="websockets-sansio",
+        # The server's own cap only guards memory: it closes with 1009 and no reason, which
+        # y-websocket clients retry forever. Frames between the app's limit and this one get our
+        # 4413 with a reason.
+        ws_max_size=max(64 * 1024 * 1024, 4 * settings.max_frame_bytes),
+        # Yjs updates are small and mostly binary; compressing every frame halved gateway
+        # throughput when measured (1.2k vs 2.5k updates/s on a 5,000-update burst), so
+        # permessage-deflate is declined unless INKSTREAM_WS_COMPRESSION is set.
+        ws_per_message_deflate=settings.ws_compression,
+        lifespan="on",
+        log_config=None,  # the process configured logging already
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def run_loop(main: Coroutine[Any, Any, None], event_loop: str = "uvloop") -> None:
@@ -88,7 +96,8 @@ def check_listen(host: str, port: int) -> None:
 
 async def serve_app(app: Any, settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Serve `app` until SIGINT/SIGTERM; pending work is finished by the app's lifespan shutdown."""
-    configure_ws_compression(settings.ws_compression)
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+    server = _Server(uvicorn_config(app, settings, host, port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,11 +105,18 @@ async def serve_app(app: Any, settings: Settings, host: str | None = None, port:
 
     async def stopping() -> None:
         await stop.wait()
-        # Close the WebSocket connections before Hypercorn stops serving: Hypercorn only runs the
-        # lifespan shutdown (System.close, which closes them) after its connections ended, and live
-        # clients never end theirs, so a gateway under load took 50-95 s to exit after SIGTERM.
+        # Close the WebSocket connections (1001, after what is queued to them) before the server
+        # stops serving: its own shutdown would close them with 1012 at once, and it runs the
+        # lifespan shutdown (System.close) only after they ended.
         system = getattr(getattr(app, "state", None), "system", None)
         if system is not None and hasattr(system, "close_connections"):
             await system.close_connections()
+        server.should_exit = True
 
-    await hypercorn_serve(app, hypercorn_config(settings, host, port), shutdown_trigger=stopping)
+    stopper = asyncio.create_task(stopping(), name="inkstream-stop")
+    try:
+        await server.serve()
+    finally:
+        await cancel_and_wait(stopper)
+    if not server.started:
+        raise SystemExit("inkstream: the server did not start (see the log above)")
