@@ -39,8 +39,8 @@ async def test_deeply_nested_awareness_json_gets_4400_not_1011(inkstream_server:
 
 
 async def test_frame_over_max_frame_bytes_gets_4413(tmp_path, make_server) -> None:
-    """README: 4413 too large. Today Hypercorn's websocket_max_message_size (= max_frame_bytes,
-    gateway/server.py) closes the socket itself with 1009 before ws.py's 4413 check can run."""
+    """README: 4413 too large, with a reason — from ws.py, not the ASGI server's own 1009: the
+    server's cap (gateway/server.py) is well above max_frame_bytes."""
     server = make_server({"INKSTREAM_MAX_FRAME_BYTES": "4096", "INKSTREAM_MAX_UPDATE_BYTES": "2048"})
     url = f"{server.ws_url}/big"
     async with joined(url) as ws:

@@ -127,9 +127,8 @@ async def test_garbage_frame_closes_only_that_connection(target: Target, js_clie
     await _check_room_unharmed(target, board, writer, reader, version_before, marker=f"after-{kind}")
 
 
-# Known server bug (reported): Hypercorn's websocket_max_message_size equals the app's
-# max_frame_bytes, so Hypercorn answers 1009 (no reason) itself, never closes the TCP connection
-# and never tells the app: the refused connection stays open and counted. strict: remove when fixed.
+# A frame over the ASGI server's own cap (gateway/server.py: 4 x max_frame_bytes, at least 64 MiB)
+# is refused by the server itself (1009); the connection must still be released, not stay counted.
 
 
 @pytest.mark.asyncio
