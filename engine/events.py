@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 ANONYMOUS = "anonymous"
+MAX_USER_NAME = 64  # characters of an author name kept in provenance
+
+
+def author_name(raw: object) -> str | None:
+    """An author name as provenance keeps it, or None if `raw` holds none.
+
+    Names come from clients (a query parameter, a header, the awareness state) and end up in
+    history listings, terminals and the web app: control and format characters, unpaired
+    surrogates and line breaks are dropped, runs of white space become one space, and at most
+    MAX_USER_NAME characters are kept.
+    """
+    if not isinstance(raw, str):
+        return None
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in raw
+        if ch.isspace() or unicodedata.category(ch) not in {"Cc", "Cf", "Cs", "Co", "Cn"} or ch == "\u200d"
+    )
+    name = " ".join(kept.split())[:MAX_USER_NAME].strip()
+    return name or None
 
 
 @dataclass(frozen=True, slots=True)

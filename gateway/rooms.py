@@ -19,7 +19,7 @@ from typing import Any
 
 from pycrdt import merge_updates
 
-from engine.events import Event
+from engine.events import MAX_USER_NAME, Event, author_name
 from engine.tasks import cancel_and_wait, start_eagerly
 from gateway import protocol
 
@@ -33,7 +33,7 @@ CLOSE_UNSUPPORTED = 1003
 
 _ids = itertools.count(1)
 
-MAX_USER_NAME = 64  # characters of an author name kept in provenance
+__all__ = ["MAX_USER_NAME", "Connection", "Room"]
 MAX_MERGED_UPDATES = 256
 MAX_PARKED = 256  # updates one connection may have waiting for their dependencies
 MAX_PARKED_BYTES = 8 * 1024 * 1024  # queued updates one outbound frame may merge
@@ -87,9 +87,9 @@ class Connection:
         """Take the author name for provenance from the awareness state's `user.name` (y-websocket
         convention, also what the web app sets), so a name chosen or changed after connecting counts."""
         user = state.get("user") if isinstance(state, dict) else None
-        name = user.get("name") if isinstance(user, dict) else None
-        if isinstance(name, str) and name.strip():
-            self.user = name.strip()[:MAX_USER_NAME]
+        name = author_name(user.get("name") if isinstance(user, dict) else None)
+        if name is not None:
+            self.user = name
 
     def start(self) -> None:
         """Start draining the outbound queue, and the keep-alive timer."""

@@ -24,7 +24,7 @@ from engine.errors import (
     StorageUnavailable,
     UpdateTooLarge,
 )
-from engine.events import Event
+from engine.events import Event, author_name
 from engine.live_board import LiveBoard
 from gateway import protocol
 from gateway.rooms import (
@@ -32,7 +32,6 @@ from gateway.rooms import (
     CLOSE_INTERNAL,
     CLOSE_TOO_LARGE,
     CLOSE_UNSUPPORTED,
-    MAX_USER_NAME,
     Connection,
     Room,
 )
@@ -46,8 +45,7 @@ PARK_SECONDS = 30.0  # how long an update may wait for the changes it builds on
 
 
 def _user(websocket: WebSocket) -> str | None:
-    user = websocket.query_params.get("user", "").strip()
-    return user[:MAX_USER_NAME] or None
+    return author_name(websocket.query_params.get("user"))
 
 
 async def board_socket(websocket: WebSocket) -> None:

@@ -182,6 +182,27 @@ async def test_author_name_follows_the_awareness_user_name(inkstream_server: Ink
     assert [v["user"] for v in page["versions"]] == ["Bright Panda", "Alice"]
 
 
+async def test_author_names_lose_control_characters(inkstream_server: InkstreamServer) -> None:
+    """Names end up in terminals (`inkstream history`) and the web app: no control characters,
+    line breaks or bidi overrides, whether they come from the URL or from awareness."""
+    url = inkstream_server.ws_url
+    doc = Doc()
+    async with websockets.connect(f"{url}/dirty-names?user=%00evil%0A%1B%5B31mred") as ws:
+        await _recv(ws)
+        await ws.send(protocol.sync_update(_draw(doc, "s1")))
+        await ws.send(protocol.awareness([(doc.client_id, 1, {"user": {"name": "\u202eMallory\r\n\x07"}})]))
+        await ws.send(protocol.sync_update(_draw(doc, "s2")))
+        await ws.send(protocol.sync_step1(b"\x00"))
+        await _recv_until(ws, protocol.SyncMessage, protocol.SYNC_STEP2)
+    async with httpx.AsyncClient(base_url=inkstream_server.url) as http:
+        for _ in range(200):
+            page = (await http.get("/api/boards/dirty-names/versions")).json()
+            if len(page["versions"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert [v["user"] for v in page["versions"]] == ["evil [31mred", "Mallory"]
+
+
 async def test_routing_errors_are_json(inkstream_server: InkstreamServer) -> None:
     async with httpx.AsyncClient(base_url=inkstream_server.url) as http:
         r = await http.get("/api/nothing")
