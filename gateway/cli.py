@@ -103,6 +103,11 @@ async def serve(settings: Settings) -> None:
 
 def projector(args: argparse.Namespace) -> int:
     """Run the MongoDB projector worker until SIGINT/SIGTERM."""
+    from gateway.cluster import require_distributed
+
+    require_distributed("projector")
+    if args.board_interval <= 0:
+        raise SystemExit(f"inkstream: --board-interval must be positive, not {args.board_interval}")
     from projections.mongo_projector import ProjectorConfig, run_worker
 
     settings = Settings.load(

@@ -10,6 +10,7 @@ serving (the log is the source of truth; a restarted processor resumes from its 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -22,6 +23,26 @@ from typing import Any
 from gateway.settings import Settings
 
 log = logging.getLogger("inkstream.cluster")
+
+#: What the [distributed] extras (pyproject.toml) install, by import name.
+DISTRIBUTED_MODULES = ("aiokafka", "faust", "redis", "pymongo", "beanie", "aetcd")
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_distributed(command: str) -> None:
+    """Exit with one line naming the extras if `inkstream <command>` cannot import them (a plain `pip install .`)."""
+    missing = [name for name in DISTRIBUTED_MODULES if not _importable(name)]
+    if missing:
+        raise SystemExit(
+            f"inkstream {command} needs the distributed extras: pip install 'inkstream[distributed]' "
+            f"(not installed: {', '.join(missing)})"
+        )
 
 
 def _servers(p: argparse.ArgumentParser) -> None:
@@ -75,6 +96,7 @@ def _logging(settings: Settings) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the chosen distributed subcommand."""
+    require_distributed(args.command)
     if args.command == "gateway":
         return run_gateway(args)
     if args.command == "processor":
@@ -87,6 +109,9 @@ def run_gateway(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port, mongo_url=args.mongo_url, etcd_url=args.etcd_url)
     if args.gateway_id:
         settings = replace(settings, gateway_id=args.gateway_id)
+    from gateway.server import check_listen
+
+    check_listen(settings.host, settings.port)
     _logging(settings)
 
     async def serve() -> None:
@@ -113,6 +138,8 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 def run_processor(args: argparse.Namespace) -> int:
     """Run the view processor (a faust worker) until SIGINT/SIGTERM."""
+    if args.batch < 1:
+        raise SystemExit(f"inkstream: --batch must be positive, not {args.batch}")
     from engine.stream.processor import Processor, ProcessorConfig
 
     settings = _settings(args)
@@ -172,8 +199,17 @@ def _children(args: argparse.Namespace) -> list[_Child]:
 
 def run_cluster(args: argparse.Namespace) -> int:
     """Start the children, restart any that dies, stop them all on SIGINT/SIGTERM."""
-    level = (args.log_level or "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Refuse what would make every child exit at once (and be restarted forever), before starting any.
+    settings = _settings(args, host=args.host, port=args.base_port)
+    if args.gateways < 1:
+        raise SystemExit(f"inkstream: --gateways must be positive, not {args.gateways}")
+    if args.base_port + args.gateways - 1 > 65535:
+        raise SystemExit(f"inkstream: --base-port {args.base_port} leaves no room for {args.gateways} gateways")
+    from gateway.server import check_listen
+
+    for i in range(args.gateways):
+        check_listen(settings.host, args.base_port + i)
+    _logging(settings)
     children = _children(args)
     stopping = False
 

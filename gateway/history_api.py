@@ -6,7 +6,6 @@ all as JSON {"error": reason, "detail": message}. Logic lives in projections.his
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -21,16 +20,14 @@ from gateway.errors import bad_request, error_response
 from gateway.system import System
 from projections import excalidraw, svg
 from projections.excalidraw import InvalidScene
-from projections.history import BoardExists, BoardHistory, VersionInfo, fork, import_scene, restore
+from projections.history import BoardExists, BoardHistory, fork, import_scene, restore
+from projections.history_requests import MAX_PAGE, BadParam, import_result, page, version_or_at, versions_page
+from projections.history_requests import iso as _iso
+from projections.history_requests import parse_int as _int
 from projections.sqlite_archive import SqliteArchive
 
 OCTET = "application/octet-stream"
-MAX_PAGE = 1000
 MAX_SCENE_BYTES = 32 * 1024 * 1024
-
-
-class BadParam(ValueError):
-    """A query or body parameter that does not parse."""
 
 
 def _system(request: Request) -> System:
@@ -49,26 +46,8 @@ def history_for(system: System) -> BoardHistory:
     return history
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _user(request: Request) -> str:
     return request.headers.get("x-inkstream-user") or request.query_params.get("user") or "anonymous"
-
-
-def _int(value: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool):
-        raise BadParam(f"{name} must be an integer")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        number = int(value)
-    else:
-        raise BadParam(f"{name} must be an integer, not {value!r}")
-    if number < minimum:
-        raise BadParam(f"{name} must be >= {minimum}")
-    return number
 
 
 def _opt_int(request: Request, name: str, minimum: int = 0) -> int | None:
@@ -76,23 +55,10 @@ def _opt_int(request: Request, name: str, minimum: int = 0) -> int | None:
     return None if raw is None else _int(raw, name, minimum)
 
 
-def _time(raw: str) -> float:
-    try:
-        when = dt.datetime.fromisoformat(raw.strip().replace(" ", "+"))  # a '+' in a URL arrives as ' '
-    except ValueError:
-        raise BadParam(f"at must be an ISO-8601 time such as 2026-12-03T15:00:00Z, not {raw!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
-
-
 async def _version(request: Request, history: BoardHistory, board: str) -> int:
     """The version a request asks for: ?version=V, ?at=ISO, or the latest."""
-    version = _opt_int(request, "version", minimum=1)
-    at = request.query_params.get("at")
-    if version is not None and at is not None:
-        raise BadParam("give either version or at, not both")
-    return await history.resolve(board, version=version, at=_time(at) if at is not None else None)
+    version, at = version_or_at(request.query_params.get("version"), request.query_params.get("at"))
+    return await history.resolve(board, version=version, at=at)
 
 
 async def _json_body(request: Request, limit: int = 64 * 1024) -> Any:
@@ -147,41 +113,16 @@ async def state_at(request: Request) -> Response:
     return Response(state, media_type=OCTET, headers={"X-Inkstream-Version": str(version)})
 
 
-def _version_json(v: VersionInfo) -> dict[str, Any]:
-    return {"version": v.version, "time": _iso(v.time), "client": v.client, "user": v.user, "summary": v.summary}
-
-
 async def list_versions(request: Request) -> Response:
     """GET /versions?after=V&limit=N (ascending) or ?before=V&limit=N (newest first)."""
     try:
         board = validate_board_id(request.path_params["board"])
         history = history_for(_system(request))
-        after = _opt_int(request, "after")
-        before = _opt_int(request, "before", minimum=1)
-        limit = _opt_int(request, "limit", minimum=1) or 100
-        if after is not None and before is not None:
-            raise BadParam("give either after or before, not both")
-        if limit > MAX_PAGE:
-            raise BadParam(f"limit must be <= {MAX_PAGE}")
-        rows = await history.versions(board, after=after, before=before, limit=limit)
-        latest = await history.archive.head(board)
-        projected = await history.archive.projected(board)
+        params = request.query_params
+        after, before, limit = page(params.get("after"), params.get("before"), params.get("limit"))
+        body = await versions_page(history, board, after, before, limit)
     except Exception as exc:
         return _handle(exc)
-    nxt: dict[str, int] | None = None
-    if rows and len(rows) == limit:
-        nxt = {"before": rows[-1].version} if before is not None else {"after": rows[-1].version}
-        if before is not None and rows[-1].version <= 1:
-            nxt = None
-        if before is None and rows[-1].version >= latest:
-            nxt = None
-    body = {
-        "id": board,
-        "latest": latest,
-        "projected": projected,
-        "versions": [_version_json(v) for v in rows],
-        "next": nxt,
-    }
     return JSONResponse(body)
 
 
@@ -315,15 +256,7 @@ async def post_import(request: Request) -> Response:
     except Exception as exc:
         return _handle(exc)
     version = event.version if event is not None else await system.event_log.head(board)
-    return JSONResponse(
-        {
-            "version": version,
-            "changed": event is not None,
-            "imported": len(imported.shapes),
-            "skipped": imported.skipped,
-            "deleted": imported.deleted,
-        }
-    )
+    return JSONResponse(import_result(version, event, imported))
 
 
 def routes() -> list[Route]:

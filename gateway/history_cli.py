@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
+import http.client
 import json
 import os
+import socket
+import sqlite3
 import sys
 import urllib.error
 import urllib.parse
@@ -29,15 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.adapters.sqlite_log import SqliteEventLog
+from engine.board_id import validate_board_id
 from engine.errors import InkstreamError
 from engine.service import BoardService
 from gateway.settings import Settings
 from projections import excalidraw, svg
 from projections.history import BoardHistory, import_scene
+from projections.history_requests import import_result, page, version_or_at, versions_page
 from projections.sqlite_archive import SqliteArchive
 from projections.sqlite_store import SqliteProjectionStore
 
 COMMANDS = ("history", "replay", "export", "import")
+
+
+class CliError(Exception):
+    """A mistake in what was asked, or where: reported in one line, exit status 1."""
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,28 +53,30 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("board", help="board id")
-        p.add_argument("--url", default=os.environ.get("INKSTREAM_URL"), help="a running server (INKSTREAM_URL)")
+        p.add_argument("--url", help="a running server, http(s)://HOST:PORT (INKSTREAM_URL)")
         p.add_argument("--data-dir", type=Path, help="read the embedded data dir directly (default when no --url)")
+
+    def version(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--version", type=int, help="version (default: the latest)")
+        p.add_argument("--at", help="ISO-8601 time, e.g. 2026-12-03T15:00:00Z: the last version at or before it")
+        p.add_argument("--out", type=Path, help="write to this file instead of stdout")
 
     p = sub.add_parser("history", help="list a board's versions: time, author, shapes added/changed/removed")
     common(p)
     p.add_argument("--after", type=int, help="versions after this one, oldest first")
     p.add_argument("--before", type=int, help="versions before this one, newest first")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="versions per page, 1-1000 (default 50)")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
 
     p = sub.add_parser("replay", help="the board as it was at a version (JSON, or the Yjs state with --yjs)")
     common(p)
-    p.add_argument("--version", type=int, help="version (default: the latest)")
-    p.add_argument("--at", help="ISO-8601 time: the last version at or before it")
-    p.add_argument("--yjs", action="store_true", help="write the Yjs update instead of JSON")
-    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    version(p)
+    p.add_argument("--yjs", action="store_true", help="write the Yjs update (binary: --out FILE or redirect stdout)")
 
     p = sub.add_parser("export", help="export a board (or a version of it) as json, svg or excalidraw")
     common(p)
     p.add_argument("--format", choices=("json", "svg", "excalidraw"), default="json")
-    p.add_argument("--version", type=int, help="version (default: the latest)")
-    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    version(p)
 
     p = sub.add_parser("import", help="add the shapes of an .excalidraw scene to a board")
     common(p)
@@ -77,21 +87,89 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def main(args: argparse.Namespace) -> int:
     """Run one history subcommand; exit status 0 on success, 1 on an error the user can act on."""
     try:
+        _check(args)
         if args.url:
             output = _remote(args)
         else:
-            output = asyncio.run(_local(args))
-    except (InkstreamError, ValueError, OSError) as exc:
-        print(f"inkstream {args.command}: {exc}", file=sys.stderr)
+            try:
+                output = asyncio.run(_local(args))
+            except sqlite3.Error as exc:
+                raise CliError(f"cannot read the data in {args.data_dir}: {exc}") from None
+        _emit(output, getattr(args, "out", None))
+    except BrokenPipeError:  # stdout closed early (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    _emit(output, getattr(args, "out", None))
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, InkstreamError, ValueError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"inkstream {args.command}: {message}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Refuse a bad request before reaching anything, with the same rules (and words) as the HTTP API."""
+    if args.url is not None and args.data_dir is not None:
+        raise CliError("give either --url or --data-dir, not both")
+    if args.url is None and args.data_dir is None:
+        args.url = os.environ.get("INKSTREAM_URL") or None
+    if args.url is not None:
+        args.url = _base_url(args.url)
+    else:
+        args.data_dir = args.data_dir or Settings.load().data_dir
+    validate_board_id(args.board)
+    if args.command == "history":
+        args.after, args.before, args.limit = page(args.after, args.before, args.limit)
+    if args.command in ("replay", "export"):
+        args.version, args.when = version_or_at(args.version, args.at)
+        if args.out is not None:
+            _check_out(args.out)
+        elif args.command == "replay" and args.yjs and sys.stdout.isatty():
+            raise CliError("binary output (a Yjs update): use --out FILE or redirect stdout")
+    if args.command == "import":
+        args.scene = _read_scene(args.file)
+
+
+def _base_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- raises ValueError if the port is not a number in 0-65535
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise CliError(f"--url must be http(s)://HOST:PORT, not {raw!r}")
+    return url
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise CliError(f"cannot write --out {out}: it is a directory")
+    if not out.parent.is_dir():
+        raise CliError(f"cannot write --out {out}: there is no directory {out.parent}")
+
+
+def _read_scene(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        scene = json.loads(data)
+    except ValueError:
+        raise CliError(f"{path} is not JSON (an .excalidraw scene is)") from None
+    excalidraw.from_scene(scene)  # InvalidScene, worded as the API's answer, before reaching the board
+    return data
 
 
 def _emit(output: bytes | str, out: Path | None) -> None:
     data = output.encode() if isinstance(output, str) else output
     if out is not None:
-        out.write_bytes(data)
+        try:
+            out.write_bytes(data)
+        except OSError as exc:
+            raise CliError(f"cannot write --out {out}: {exc.strerror or exc}") from None
         print(f"wrote {len(data)} bytes to {out}", file=sys.stderr)
     else:
         sys.stdout.buffer.write(data)
@@ -118,42 +196,73 @@ def _listing(body: dict[str, Any], as_json: bool) -> str:
 # -- over HTTP -----------------------------------------------------------------------------------
 
 
-def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
+def _http(base: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(base + path, data=data, headers=headers or {}, method="POST" if data else "GET")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        try:
-            detail = json.loads(detail).get("detail", detail)
-        except ValueError:
-            pass
-        raise ValueError(f"{exc.code}: {detail}") from None
+        raise CliError(_refused(base, exc)) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise CliError(_unreachable(base, exc)) from None
+
+
+def _refused(base: str, exc: urllib.error.HTTPError) -> str:
+    """The API's own words for an error answer ({"error", "detail"}), else the HTTP status."""
+    try:
+        detail = json.loads(exc.read())["detail"]
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
+        detail = None
+    if isinstance(detail, str) and detail:
+        return detail
+    return f"{base} answered HTTP {exc.code} {exc.reason}; is it an Inkstream server?"
+
+
+def _unreachable(base: str, exc: Exception) -> str:
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError):
+        return f"cannot reach {base} (connection refused); is `inkstream serve` running?"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot reach {base} (unknown host: {reason.strerror or reason})"
+    if isinstance(reason, TimeoutError):
+        return f"cannot reach {base} (no answer in time)"
+    why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return f"cannot reach {base} ({why})"
+
+
+def _json(base: str, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise CliError(f"{base} did not answer with JSON; is it an Inkstream server?") from None
 
 
 def _remote(args: argparse.Namespace) -> bytes | str:
-    base = f"{args.url.rstrip('/')}/api/boards/{urllib.parse.quote(args.board, safe='')}"
+    base = args.url
+    board = f"/api/boards/{urllib.parse.quote(args.board, safe='')}"
 
     def query(**params: Any) -> str:
         kept = {k: v for k, v in params.items() if v is not None}
         return "?" + urllib.parse.urlencode(kept) if kept else ""
 
     if args.command == "history":
-        body = json.loads(_http(base + "/versions" + query(after=args.after, before=args.before, limit=args.limit)))
-        return _listing(body, args.json)
+        page_path = "/versions" + query(after=args.after, before=args.before, limit=args.limit)
+        return _listing(_json(base, _http(base, board + page_path)), args.json)
     if args.command == "replay":
-        path = "/state" if args.yjs else ""
         version = args.version
         if version is None and args.at is None:
-            version = json.loads(_http(base))["version"]
-        return _http(base + path + query(version=version, at=args.at))
+            latest = _json(base, _http(base, board))
+            version = latest.get("version") if isinstance(latest, dict) else None
+            if not isinstance(version, int):
+                raise CliError(f"{base} did not answer like an Inkstream server (no board version)")
+        answer = _http(base, board + ("/state" if args.yjs else "") + query(version=version, at=args.at))
+        return answer if args.yjs else _dump(_json(base, answer))
     if args.command == "export":
-        return _http(base + "/export" + query(format=args.format, version=args.version))
-    scene = args.file.read_bytes()
+        answer = _http(base, board + "/export" + query(format=args.format, version=args.version, at=args.at))
+        return answer if args.format == "svg" else _dump(_json(base, answer))
     headers = {"content-type": "application/json", "x-inkstream-user": args.user}
-    return _dump(json.loads(_http(base + "/import", data=scene, headers=headers)))
+    return _dump(_json(base, _http(base, board + "/import", data=args.scene, headers=headers)))
 
 
 # -- the data dir directly -----------------------------------------------------------------------
@@ -186,47 +295,22 @@ async def _local(args: argparse.Namespace) -> bytes | str:
         history = BoardHistory(SqliteArchive(log, store))
         board = args.board
         if args.command == "history":
-            rows = await history.versions(board, after=args.after, before=args.before, limit=args.limit)
-            versions = [
-                {
-                    "version": r.version,
-                    "time": _iso(r.time),
-                    "client": r.client,
-                    "user": r.user,
-                    "summary": r.summary,
-                }
-                for r in rows
-            ]
-            body = {"id": board, "latest": await log.head(board), "versions": versions}
-            return _listing(body, args.json)
+            return _listing(await versions_page(history, board, args.after, args.before, args.limit), args.json)
         if args.command == "replay":
-            at = _parse_time(args.at) if args.at else None
-            version = await history.resolve(board, version=args.version, at=at)
+            version = await history.resolve(board, version=args.version, at=args.when)
             if args.yjs:
                 return await history.state_at(board, version)
             return _dump(await history.render_at(board, version))
         if args.command == "export":
-            version = await history.resolve(board, version=args.version)
+            version = await history.resolve(board, version=args.version, at=args.when)
             rendered = await history.render_at(board, version)
             if args.format == "svg":
                 return svg.to_svg(rendered)
             return _dump(excalidraw.to_scene(rendered["shapes"]) if args.format == "excalidraw" else rendered)
         service = BoardService(log, store)
         try:
-            scene = json.loads(args.file.read_bytes())
-            event, imported = await import_scene(service, board, scene, args.user)
+            event, imported = await import_scene(service, board, json.loads(args.scene), args.user)
         finally:
             await service.close()
         version = event.version if event is not None else await log.head(board)
-        return _dump({"version": version, "imported": len(imported.shapes), "skipped": imported.skipped})
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(raw: str) -> float:
-    when = dt.datetime.fromisoformat(raw)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+        return _dump(import_result(version, event, imported))

@@ -11,6 +11,7 @@ from engine.limits import Limits
 
 _DEFAULT_LIMITS = Limits()
 EVENT_LOOPS = ("uvloop", "asyncio")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # any case
 
 
 def _env_bool(value: str) -> bool:
@@ -85,6 +86,11 @@ class Settings:
             raise SystemExit(
                 f"inkstream: event_loop (INKSTREAM_EVENT_LOOP) must be one of {', '.join(EVENT_LOOPS)}, "
                 f"not {self.event_loop!r}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise SystemExit(
+                f"inkstream: log_level (--log-level, INKSTREAM_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, "
+                f"not {self.log_level!r}"
             )
 
 

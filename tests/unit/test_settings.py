@@ -17,11 +17,19 @@ def test_env_then_overrides() -> None:
         ({"INKSTREAM_PORT": "eighty"}, "not a valid int"),
         ({"INKSTREAM_MAX_UPDATE_BYTES": "9000000", "INKSTREAM_MAX_FRAME_BYTES": "1000"}, "must not exceed"),
         ({"INKSTREAM_EVENT_LOOP": "trio"}, "event_loop"),
+        ({"INKSTREAM_LOG_LEVEL": "LOUD"}, "log_level .* must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_by_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):
         Settings.load(env)
+
+
+def test_log_level_in_any_case() -> None:
+    assert Settings.load({"INKSTREAM_LOG_LEVEL": "debug"}).log_level == "debug"
+    assert Settings.load({}, log_level="Warning").log_level == "Warning"
+    with pytest.raises(SystemExit, match="not 'LOUD'"):
+        Settings.load({}, log_level="LOUD")
 
 
 def test_event_loop_setting_chooses_the_loop_a_gateway_runs_on() -> None:
