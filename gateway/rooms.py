@@ -66,6 +66,7 @@ class Connection:
     _sender: asyncio.Task[None] | None = None
     _busy: bool = False  # a frame is being written by `send` itself, not the sender task
     _writing: asyncio.Task[Any] | None = None  # that write, once it had to wait
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _last_sent: float = 0.0  # loop time of the last frame handed to the socket
     _keepalive: asyncio.TimerHandle | None = None
     parked: list[tuple[bytes, float]] = field(default_factory=list)  # updates waiting for their dependencies
@@ -93,7 +94,7 @@ class Connection:
 
     def start(self) -> None:
         """Start draining the outbound queue, and the keep-alive timer."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._last_sent = loop.time()
         self._sender = asyncio.create_task(self._send_forever(), name=f"inkstream-send-{self.id}")
         self._keepalive = loop.call_later(self.keepalive_seconds, self._keep_alive)
@@ -136,7 +137,7 @@ class Connection:
                 return
             if rest is None:
                 self._busy = False
-                self._last_sent = self._loop_time()
+                self._last_sent = self._loop.time()
                 return
             self._writing = rest  # keep a reference: the loop holds tasks only weakly
             rest.add_done_callback(self._eager_done)
@@ -145,16 +146,13 @@ class Connection:
         self._queued_bytes += len(frame)
         self._wake.set()
 
-    def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
-
     def _eager_done(self, task: asyncio.Task[Any]) -> None:
         self._busy = False
         self._writing = None
         if task.cancelled() or task.exception() is not None:
             self.closed.set()
         else:
-            self._last_sent = self._loop_time()
+            self._last_sent = self._loop.time()
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
