@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(settings: Settings) -> None:
-    """Run the embedded system under Hypercorn until SIGINT/SIGTERM."""
+    """Run the embedded system (Uvicorn, gateway/server.py) until SIGINT/SIGTERM."""
     from gateway.app import create_app
     from gateway.server import check_listen, serve_app, tune_gc
     from gateway.system import build_embedded
