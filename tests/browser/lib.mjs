@@ -31,10 +31,15 @@ export async function userContext (browser, name, color, opts = {}) {
   return context
 }
 
+/** Page errors, console errors and the console warnings that mean the app misuses an API. */
+export const BAD_WARNINGS = /willReadFrequently|Multiple readback operations/
 export function watchErrors (page, label, sink) {
   page.on('pageerror', (e) => sink.push(`${label}: pageerror ${e.message}`))
-  page.on('console', (m) => { if (m.type() === 'error') sink.push(`${label}: console ${m.text()}`) })
+  page.on('console', (m) => {
+    if (m.type() === 'error' || (m.type() === 'warning' && BAD_WARNINGS.test(m.text()))) sink.push(`${label}: console ${m.type()} ${m.text()}`)
+  })
 }
+
 
 export async function openBoard (page, base, id) {
   await page.goto(`${base}/b/${id}`)

@@ -5,6 +5,7 @@
 // Prints one JSON object on the last line: {"results": {name: {ok, error?, ...facts}}}.
 // tests/browser/test_app.py starts the server, runs this and asserts on the facts.
 import { readFileSync } from 'node:fs'
+import * as Y from 'yjs'
 import { join } from 'node:path'
 import {
   launch, userContext, watchErrors, openBoard, drag, snapshot, apiBoard, waitFor, randomBoardId,
@@ -25,7 +26,14 @@ async function inkPixels (page, x, y, w, h) {
   return page.evaluate(([x, y, w, h]) => {
     const c = document.querySelector('[data-testid="board-canvas"]')
     const dpr = c.width / c.clientWidth
-    const d = c.getContext('2d').getImageData(Math.round(x * dpr), Math.round(y * dpr), Math.round(w * dpr), Math.round(h * dpr)).data
+    // read through a scratch canvas made for reading: reading the board's own context again and
+    // again is what Chrome warns about (and the scenarios fail on that warning from the app)
+    const sx = Math.round(x * dpr); const sy = Math.round(y * dpr)
+    const sw = Math.max(1, Math.round(w * dpr)); const sh = Math.max(1, Math.round(h * dpr))
+    const r = document.createElement('canvas'); r.width = sw; r.height = sh
+    const rc = r.getContext('2d', { willReadFrequently: true })
+    rc.drawImage(c, sx, sy, sw, sh, 0, 0, sw, sh)
+    const d = rc.getImageData(0, 0, sw, sh).data
     let n = 0
     for (let i = 0; i < d.length; i += 4) if (d[i] < 120 && d[i + 1] < 120 && d[i + 2] < 140) n++
     return n
@@ -48,6 +56,90 @@ export async function fastStroke (n) {
   const ms = performance.now() - t0
   await new Promise((resolve) => setTimeout(resolve, 100))
   return { moves: n, ms: Math.round(ms), updates: window.__inkstream.updatesSent - before }
+}
+
+/**
+ * In-page: `n` more people on board `id` — y-websocket peers that only send awareness (a name
+ * and a colour), over their own sockets, so the server relays them like anyone else's.
+ */
+export async function fakePeers ([id, n, names]) {
+  for (const ws of window.__fakePeers || []) ws.close()
+  window.__fakePeers = []
+  const batch = (window.__fakePeerBatch = (window.__fakePeerBatch || 0) + 1)
+  const varUint = (v, o) => { while (v > 127) { o.push(128 | (v & 127)); v = Math.floor(v / 128) } o.push(v) }
+  const awarenessMessage = (clientId, state) => {
+    const json = new TextEncoder().encode(JSON.stringify(state))
+    const update = []
+    varUint(1, update); varUint(clientId, update); varUint(1, update); varUint(json.length, update); update.push(...json)
+    const msg = []
+    varUint(1, msg); varUint(update.length, msg); msg.push(...update) // messageAwareness
+    return new Uint8Array(msg)
+  }
+  const colors = ['#e8590c', '#d6336c', '#ae3ec9', '#7048e8', '#1c7ed6', '#0c8599', '#2b8a3e', '#e67700', '#c2255c', '#4263eb']
+  await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve) => {
+    const name = names[i % names.length]
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${id}?user=${encodeURIComponent(name)}`)
+    ws.binaryType = 'arraybuffer'
+    ws.onopen = () => { ws.send(awarenessMessage(800000000 + batch * 1000 + i, { user: { name, color: colors[i % colors.length] }, cursor: null, selection: [] })); resolve() }
+    ws.onerror = () => resolve()
+    window.__fakePeers.push(ws)
+  })))
+}
+const PEER_NAMES = ['Grace Hopper', 'Alan Turing', 'Katherine Johnson', 'Linus Torvalds', 'Margaret Hamilton', 'Dennis Ritchie', 'Barbara Liskov', 'Ken Thompson', 'Radia Perlman', 'Donald Knuth']
+
+/**
+ * In-page: the board's floating chrome — which cards intersect, which controls are off screen or
+ * not the element under their own centre (covered by another), and the presence avatars.
+ */
+export function measureChrome () {
+  const box = (el) => {
+    if (!el || !el.getClientRects().length) return null
+    const r = el.getBoundingClientRect()
+    return { l: r.left, t: r.top, r: r.right, b: r.bottom }
+  }
+  const q = (s) => document.querySelector(s)
+  const visible = (s) => { const el = q(s); return el && el.getClientRects().length ? el : null }
+  const parts = {
+    title: box(q('.title-card')),
+    toolbar: box(visible('.toolbar')),
+    banner: box(visible('[data-testid="preview-banner"]')),
+    right: box(q('.right-card')),
+    style: box(visible('.style-panel') || visible('.style-toggle')),
+    history: box(visible('[data-testid="history-panel"]')),
+    zoom: box(q('.zoom-card')),
+    undo: box(q('.undo-card'))
+  }
+  const keys = Object.keys(parts).filter((k) => parts[k])
+  const overlaps = []
+  for (let i = 0; i < keys.length; i++) {
+    for (let j = i + 1; j < keys.length; j++) {
+      const a = parts[keys[i]]; const b = parts[keys[j]]
+      if (a.l < b.r && a.r > b.l && a.t < b.b && a.b > b.t) overlaps.push(`${keys[i]}/${keys[j]}`)
+    }
+  }
+  const controls = [...document.querySelectorAll([
+    '.topbar [data-testid]', '.toolbar [data-testid]', '.zoom-card [data-testid]', '.undo-card [data-testid]'
+  ].join(','))].filter((el) => el.getClientRects().length && !el.closest('[hidden]') && !el.closest('.menu'))
+  const problems = []
+  for (const el of controls) {
+    const name = el.dataset.testid + (el.dataset.name ? `(${el.dataset.name})` : '')
+    const r = el.getBoundingClientRect()
+    if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) { problems.push(`${name} off screen`); continue }
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2)
+    if (!hit || !(hit === el || el.contains(hit))) problems.push(`${name} covered by ${hit ? (hit.dataset.testid || hit.className || hit.tagName) : 'nothing'}`)
+  }
+  const list = q('[data-testid="presence-list"]')
+  const more = q('[data-testid="presence-more"]')
+  return {
+    overlaps,
+    problems,
+    controls: controls.length,
+    count: Number(list.dataset.count),
+    shown: list.querySelectorAll('[data-testid="presence-avatar"]').length,
+    plus: more ? Number(more.textContent.replace('+', '')) : 0,
+    mode: q('.board').dataset.topbar,
+    parts
+  }
 }
 
 const scenarios = {}
@@ -695,7 +787,10 @@ scenarios.bigBoard = async (browser, facts) => {
     const blits0 = stats.cacheBlits || 0
     let i = 0
     const magenta = () => {
-      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
+      const r = document.createElement('canvas'); r.width = canvas.width; r.height = canvas.height
+      const rc = r.getContext('2d', { willReadFrequently: true })
+      rc.drawImage(canvas, 0, 0)
+      const d = rc.getImageData(0, 0, r.width, r.height).data
       let n = 0
       for (let k = 0; k < d.length; k += 16) if (d[k] > 200 && d[k + 1] < 80 && d[k + 2] > 200) n++
       return n
@@ -730,6 +825,139 @@ scenarios.bigBoard = async (browser, facts) => {
   facts.afterReload = await B.evaluate(() => ({ early: window.__inkstream.provider.ws?.early === true, localLoaded: document.body.dataset.localLoaded === 'true', shapes: window.__inkstream.shapeCount() }))
   facts.errors = errors
   await ctxA.close(); await ctxB.close()
+}
+
+// The top bar at every width from a phone to a 2560 px screen, with 1 to 10 people on the board
+// and a long title: no two cards intersect, every control is the element under its own centre,
+// the people who do not fit collapse into "+N" (which lists everyone), and a preview's banner
+// finds room too.
+scenarios.topbar = async (browser, facts) => {
+  const id = randomBoardId('topbar')
+  const errors = []
+  const ctx = await userContext(browser, 'Ada Lovelace', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  await openBoard(page, base, id)
+  await page.evaluate(() => window.__inkstream.doc.getMap('meta').set('title', 'Quarterly planning — platform and infrastructure'))
+  await page.keyboard.press('r')
+  await drag(page, 500, 300, 700, 420)
+  await page.keyboard.press('p') // the pen: the style panel shows
+  const settle = () => page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(resolve, 30)))))
+  const WIDTHS = [360, 390, 560, 600, 768, 900, 1000, 1100, 1280, 1600, 2560]
+  const SHOTS = new Set(['360:10', '768:10', '1000:3', '1000:10', '1280:10', '2560:10'])
+  facts.layouts = []
+  for (const people of [1, 3, 6, 10]) {
+    await page.evaluate(fakePeers, [id, people - 1, PEER_NAMES])
+    await page.waitForFunction((n) => document.querySelector('[data-testid="presence-list"]').dataset.count === String(n), people, { timeout: 10000 })
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: width < 600 ? 780 : 800 })
+      await settle()
+      const m = await page.evaluate(measureChrome)
+      facts.layouts.push({ width, people, ...m })
+      if (SHOTS.has(`${width}:${people}`)) await shot(page, `topbar-${width}-${people}-people`)
+    }
+  }
+  // "+N" opens the list of everyone (10 people here)
+  await page.setViewportSize({ width: 1000, height: 800 })
+  await settle()
+  await page.click('[data-testid="presence-more"]')
+  facts.peopleMenu = await page.$$eval('[data-testid="people-menu-item"]', (els) => els.length)
+  await shot(page, 'topbar-people-menu')
+  facts.peopleMenuClosedByEscape = await page.evaluate(() => { window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape' })); return document.querySelector('[data-testid="people-menu"]').hidden })
+  await page.keyboard.press('v')
+  await page.mouse.click(640, 600)
+  // previewing a version: the banner replaces the toolbar, in the bar or under it
+  await page.keyboard.press('h')
+  await page.waitForSelector('[data-testid="history-group"]')
+  await page.locator('[data-testid="history-slider"]').fill('1')
+  await page.waitForFunction(() => window.__inkstream.preview === 1)
+  facts.previewLayouts = []
+  for (const width of [390, 768, 1000, 1280]) {
+    await page.setViewportSize({ width, height: 800 })
+    await settle()
+    const m = await page.evaluate(measureChrome)
+    facts.previewLayouts.push({ width, ...m })
+    await shot(page, `topbar-preview-${width}`)
+  }
+  await page.evaluate(() => { for (const ws of window.__fakePeers || []) ws.close() })
+  facts.errors = errors
+  await ctx.close()
+}
+
+// The home page tells untitled boards apart (by id), an invalid board link says so and offers
+// the ways on, and one rectangle drawn with a long drag is one entry in the history panel.
+scenarios.polish = async (browser, facts) => {
+  const errors = []
+  const ctx = await userContext(browser, 'Ada', '#4263eb')
+  const page = await ctx.newPage()
+  watchErrors(page, 'A', errors)
+  // two untitled boards made through the API, and a titled one
+  const made = { untitledA: randomBoardId('api-a'), untitledB: randomBoardId('api-b'), titled: randomBoardId('api-t') }
+  for (const [k, id] of Object.entries(made)) {
+    const doc = new Y.Doc()
+    doc.transact(() => {
+      const m = new Y.Map()
+      for (const [f, v] of Object.entries({ type: 'rect', x: 0, y: 0, w: 100, h: 60, rotation: 0, stroke: '#1e1e2e', fill: '#a5d8ff', width: 2, opacity: 1, font: 24, z: 'a0', createdBy: 'script', createdAt: 1 })) m.set(f, v)
+      doc.getMap('shapes').set('s1', m)
+      if (k === 'titled') doc.getMap('meta').set('title', 'Launch checklist')
+    })
+    const r = await fetch(`${base}/api/boards/${id}/updates`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Y.encodeStateAsUpdate(doc) })
+    if (!r.ok) throw new Error(`POST updates: ${r.status}`)
+  }
+  await page.goto(base + '/')
+  await page.waitForSelector(`[data-testid="board-card"][data-board-id="${made.titled}"]`)
+  const cardTitle = (id) => page.$eval(`[data-testid="board-card"][data-board-id="${id}"] [data-testid="board-card-title"]`, (e) => e.textContent.replace(/\s+/g, ' ').trim())
+  facts.cards = { untitledA: await cardTitle(made.untitledA), untitledB: await cardTitle(made.untitledB), titled: await cardTitle(made.titled) }
+  facts.made = made
+  await page.waitForTimeout(300)
+  await shot(page, 'home-untitled-ids')
+  await page.setViewportSize({ width: 360, height: 780 })
+  facts.homeOverflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth)
+  await shot(page, 'home-phone')
+  await page.setViewportSize({ width: 1280, height: 800 })
+
+  // an invalid board link
+  await page.goto(base + '/b/bad!id')
+  await page.waitForSelector('[data-testid="problem"]')
+  facts.invalid = {
+    heading: (await page.textContent('[data-testid="problem"] h1')).trim(),
+    text: (await page.textContent('[data-testid="problem"] p')).replace(/\s+/g, ' ').trim(),
+    home: await page.getAttribute('[data-testid="problem-home"]', 'href'),
+    title: await page.title()
+  }
+  await shot(page, 'invalid-board-id')
+  await Promise.all([page.waitForURL(/\/b\/[A-Za-z0-9_-]{10}$/), page.click('[data-testid="problem-new-board"]')])
+  facts.newBoardFromInvalid = new URL(page.url()).pathname
+
+  // one rectangle, drawn with a slow drag (a version every 50 ms, for live preview), is one entry
+  const id = randomBoardId('group')
+  await openBoard(page, base, id)
+  await page.keyboard.press('r')
+  await page.mouse.move(300, 250)
+  await page.mouse.down()
+  for (let i = 1; i <= 20; i++) { await page.mouse.move(300 + i * 10, 250 + i * 6); await page.waitForTimeout(30) }
+  await page.mouse.up()
+  await waitFor(async () => (await apiBoard(base, id))?.shapes.length === 1, { what: 'rect on server' })
+  const versions = async () => (await (await fetch(`${base}/api/boards/${id}/versions?after=0&limit=1000`)).json())
+  const vs = await waitFor(async () => { const v = await versions(); return v.versions.length && v.versions.every((x) => x.summary) && v }, { what: 'versions summarised' })
+  facts.versionCount = vs.versions.length
+  await page.mouse.click(700, 600)
+  await page.keyboard.press('h')
+  await page.waitForSelector('[data-testid="history-group"]')
+  await waitFor(async () => (await page.textContent('[data-testid="history-group-summary"]')) !== 'saving…', { what: 'group summary' })
+  facts.groups = await page.$$eval('[data-testid="history-group"]', (els) => els.map((e) => ({ count: +e.dataset.count, summary: e.querySelector('[data-testid="history-group-summary"]').textContent })))
+  facts.expandLabel = (await page.textContent('[data-testid="history-expand"]')).trim()
+  await page.click('[data-testid="history-expand"]')
+  facts.versionRows = await page.$$eval('[data-testid="history-version"]', (els) => els.map((e) => +e.dataset.version))
+  await shot(page, 'history-group-expanded')
+  // a row previews its version
+  const pick = facts.versionRows[facts.versionRows.length - 2]
+  await page.click(`[data-testid="history-version"][data-version="${pick}"]`)
+  await page.waitForFunction((v) => window.__inkstream.preview === v, pick)
+  facts.previewedRow = await page.evaluate(() => window.__inkstream.preview)
+  facts.pickedRow = pick
+  facts.errors = errors
+  await ctx.close()
 }
 
 const browser = await launch()

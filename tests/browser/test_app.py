@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -235,3 +236,60 @@ def test_big_board_early_open_and_live_edit_during_pan(results: dict[str, Any]) 
     assert d["blits"] > 0 and d["patches"] > 0, d
     # a reload opens from the offline copy, with the ordinary socket
     assert r["afterReload"] == {"early": False, "localLoaded": True, "shapes": 601}
+
+
+def test_topbar_never_overlaps_at_any_width_with_any_number_of_people(results: dict[str, Any]) -> None:
+    r = scenario(results, "topbar")
+    layouts = r["layouts"]
+    assert {m["width"] for m in layouts} >= {360, 768, 1000, 1280, 2560}
+    assert {m["people"] for m in layouts} == {1, 3, 6, 10}
+    for m in layouts:
+        where = (m["width"], m["people"], m["mode"])
+        # no two cards intersect; every control is on screen and the element under its centre
+        assert m["overlaps"] == [], (where, m["overlaps"], m["parts"])
+        assert m["problems"] == [], (where, m["problems"])
+        # everyone is accounted for: avatars shown, the rest in "+N"
+        assert m["count"] == m["people"], where
+        assert m["shown"] >= 1 and m["shown"] + m["plus"] == m["people"], (where, m["shown"], m["plus"])
+    mode = {(m["width"], m["people"]): m["mode"] for m in layouts}
+    # the reported case: 1000 px, 3 people -- the toolbar stays in the bar, clear of the menu button
+    assert mode[(1000, 3)].startswith("top:"), mode
+    # wide screens keep everything in one bar with labels; phones put the tools at the bottom
+    assert mode[(2560, 10)] == "top:5" and mode[(1280, 1)] == "top:5", mode
+    assert all(mode[(w, n)].startswith("below:") for w in (360, 390) for n in (1, 3, 6, 10)), mode
+    # "+N" lists everyone, and Escape closes that list
+    assert r["peopleMenu"] == 10
+    assert r["peopleMenuClosedByEscape"] is True
+    # while previewing a version the banner takes the toolbar's place without touching anything
+    for m in r["previewLayouts"]:
+        assert m["overlaps"] == [] and m["problems"] == [], (m["width"], m["overlaps"], m["problems"])
+
+
+def test_home_tells_untitled_boards_apart(results: dict[str, Any]) -> None:
+    r = scenario(results, "polish")
+    made = r["made"]
+    assert r["cards"]["untitledA"] == f"Untitled · {made['untitledA']}"
+    assert r["cards"]["untitledB"] == f"Untitled · {made['untitledB']}"
+    assert r["cards"]["titled"] == "Launch checklist"
+    assert r["homeOverflow"] <= 0  # nothing sticks out sideways on a 360 px phone
+
+
+def test_invalid_board_link_says_so_and_offers_ways_on(results: dict[str, Any]) -> None:
+    r = scenario(results, "polish")
+    inv = r["invalid"]
+    assert inv["heading"] == "This board link is not valid"
+    assert "bad!id" in inv["text"] and "1\u2013128 characters" in inv["text"] and "- _ . ~" in inv["text"]
+    assert "not found" not in inv["text"].lower()
+    assert inv["home"] == "/"
+    assert re.fullmatch(r"/b/[A-Za-z0-9_-]{10}", r["newBoardFromInvalid"]), r["newBoardFromInvalid"]
+
+
+def test_history_groups_a_drag_into_one_expandable_entry(results: dict[str, Any]) -> None:
+    r = scenario(results, "polish")
+    n = r["versionCount"]
+    assert n >= 5, r  # the drag sent several versions (live preview for others)...
+    # ...which the panel shows as one entry: one rectangle added, N versions, expandable
+    assert r["groups"] == [{"count": n, "summary": "1 added"}]
+    assert r["expandLabel"] == f"{n} versions"
+    assert r["versionRows"] == list(range(n, 0, -1))
+    assert r["previewedRow"] == r["pickedRow"]

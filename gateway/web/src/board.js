@@ -76,6 +76,7 @@ export function mountBoard (root, boardId) {
   const erasing = new Set()
   let hoverId = null
   let preview = null // { version, sorted, info } while a past version is shown read-only
+  let layoutQueued = false // a top bar layout is due (see layoutTopbar)
 
   // ---------------------------------------------------------------- DOM
   const canvas = h('canvas', { class: 'board-canvas', 'data-testid': 'board-canvas', tabindex: '0', 'aria-label': 'Whiteboard canvas' })
@@ -113,7 +114,8 @@ export function mountBoard (root, boardId) {
     styleToggle.setAttribute('aria-expanded', String(open))
     styleToggle.classList.toggle('active', open)
   }
-  const presence = h('div', { class: 'presence', 'data-testid': 'presence-list', 'aria-label': 'People on this board' })
+  const presence = h('div', { class: 'presence', 'data-testid': 'presence-list', role: 'group', 'aria-label': 'People on this board' })
+  const peopleMenu = h('div', { class: 'menu people-menu', role: 'menu', 'aria-label': 'Everyone on this board', 'data-testid': 'people-menu', hidden: true })
   const status = h('div', { class: 'status', 'data-testid': 'connection-status', 'data-state': 'connecting', role: 'status', 'aria-live': 'polite' })
   const zoomLabel = h('button', { class: 'zoom-label', 'aria-label': 'Reset zoom to 100%', 'data-tip': 'Reset zoom — Ctrl+0', 'data-testid': 'zoom-reset', onclick: () => zoomTo(1) }, '100%')
   const undoBtn = h('button', { class: 'icon-btn', 'aria-label': 'Undo (Ctrl+Z)', 'data-tip': 'Undo — Ctrl+Z', 'data-testid': 'undo', html: icon('undo'), onclick: () => doUndo() })
@@ -167,17 +169,17 @@ export function mountBoard (root, boardId) {
     menu.append(h('button', { class: 'menu-item', role: 'menuitem', 'data-testid': it[2], html: icon(it[0], 18) + `<span>${it[1]}</span>`, onclick: () => { closeMenu(); it[3]() } }))
   }
 
+  const titleCard = h('div', { class: 'card title-card' },
+    h('a', { class: 'logo-link', href: '/', 'aria-label': 'All boards', 'data-tip': 'All boards', html: LOGO }),
+    titleInput,
+    h('div', { class: 'menu-wrap' }, menuBtn, menu), titleHint)
+  const rightCard = h('div', { class: 'card right-card' },
+    h('div', { class: 'presence-wrap' }, presence, peopleMenu), status, historyBtn,
+    h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', 'aria-label': 'Share — copy the link to this board', 'data-tip': 'Copy link to this board', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
+  const topbar = h('header', { class: 'topbar', 'data-testid': 'topbar' }, titleCard, toolbar, previewBanner, rightCard)
   const boardEl = h('div', { class: 'board' },
       canvas, cursorsLayer, editorLayer,
-      h('header', { class: 'topbar' },
-        h('div', { class: 'card title-card' },
-          h('a', { class: 'logo-link', href: '/', 'aria-label': 'All boards', 'data-tip': 'All boards', html: LOGO }),
-          titleInput,
-          h('div', { class: 'menu-wrap' }, menuBtn, menu), titleHint),
-        toolbar, previewBanner,
-        h('div', { class: 'card right-card' }, presence, status, historyBtn,
-          h('button', { class: 'btn btn-primary btn-share', 'data-testid': 'share', onclick: () => copyLink(), html: icon('link', 16) + '<span>Share</span>' }))
-      ),
+      topbar,
       stylePanel, styleToggle,
       h('div', { class: 'card zoom-card' },
         h('button', { class: 'icon-btn', 'aria-label': 'Zoom out', 'data-tip': 'Zoom out — Ctrl+−', 'data-testid': 'zoom-out', html: icon('minus'), onclick: () => zoomBy(1 / 1.25) }),
@@ -246,7 +248,8 @@ export function mountBoard (root, boardId) {
     }
     status.dataset.state = netState
     status.setAttribute('data-tip', tips[netState])
-    status.innerHTML = `<span class="dot"></span><span>${labels[netState]}</span>`
+    status.innerHTML = `<span class="dot"></span><span class="status-label">${labels[netState]}</span>`
+    requestLayout()
   }
   renderStatus()
 
@@ -423,6 +426,7 @@ export function mountBoard (root, boardId) {
     bannerSub.textContent = info ? `${info.user} · ${new Date(info.time).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })} · ${describeSummary(info.summary)}` : ''
     boardEl.dataset.previewVersion = String(version)
     titleInput.readOnly = true
+    layoutTopbar()
     renderStylePanel()
     updateUndoButtons()
     updateCursor()
@@ -438,6 +442,7 @@ export function mountBoard (root, boardId) {
     previewBanner.hidden = true
     toolbar.hidden = false
     titleInput.readOnly = false
+    layoutTopbar()
     renderStylePanel()
     updateUndoButtons()
     updateCursor()
@@ -450,6 +455,7 @@ export function mountBoard (root, boardId) {
     const title = typeof t === 'string' ? t : ''
     if (document.activeElement !== titleInput) titleInput.value = title
     document.title = `${title || 'Untitled board'} · Inkstream`
+    requestLayout()
   }
   renderTitle()
   const commitTitle = () => {
@@ -474,6 +480,7 @@ export function mountBoard (root, boardId) {
       canvas.focus({ preventScroll: true })
     }
   })
+  titleInput.addEventListener('input', () => requestLayout()) // the field grows with its text
   titleInput.addEventListener('focus', () => { if (!titleInput.readOnly) titleHint.hidden = false })
   titleInput.addEventListener('blur', () => { titleHint.hidden = true })
   titleInput.addEventListener('blur', commitTitle)
@@ -613,6 +620,16 @@ export function mountBoard (root, boardId) {
   // Bitmaps allocated ahead, when the board is idle (a new 20 MB canvas took 20-45 ms of a frame).
   const canvasPool = []
   let poolTimer = 0
+  // Canvas drawing is recorded and rasterised lazily, at the latest on the first blit of the
+  // bitmap (measured: frames of 100 ms to 1 s at high zoom). Drawing one pixel of the bitmap into
+  // a 1x1 canvas makes it rasterise now, in the slice that drew it, without a pixel readback
+  // (getImageData, which Chrome warns about when repeated on a context without
+  // willReadFrequently — and willReadFrequently would keep the bitmaps off the GPU).
+  const flushCtx = document.createElement('canvas').getContext('2d')
+  flushCtx.canvas.width = flushCtx.canvas.height = 1
+  function rasterizeNow (cc, y = 0) {
+    flushCtx.drawImage(cc, 0, Math.min(y, cc.height - 1), 1, 1, 0, 0, 1, 1)
+  }
   function fillCanvasPool (W, H) {
     if (poolTimer) return
     const inUse = [sceneCache.canvas, sceneCache.spare, overview.canvas].filter(Boolean).length
@@ -625,7 +642,7 @@ export function mountBoard (root, boardId) {
       cc.width = Math.round(W * 2); cc.height = Math.round(H * 2)
       const c = cc.getContext('2d')
       c.fillRect(0, 0, cc.width, cc.height)
-      c.getImageData(0, 0, 1, 1) // allocated now
+      rasterizeNow(cc) // allocated now
       canvasPool.push(cc)
       fillCanvasPool(W, H)
     })
@@ -703,7 +720,7 @@ export function mountBoard (root, boardId) {
     while (bd.band < CACHE_BANDS) {
       const y0 = Math.round(bd.band * pxH / CACHE_BANDS); const y1 = Math.round((bd.band + 1) * pxH / CACHE_BANDS)
       drawBackground(c, v, z, 1, pxW, pxH, { x0: 0, y0, x1: pxW, y1 })
-      c.getImageData(0, y0, 1, 1)
+      rasterizeNow(bd.canvas, y0)
       bd.band++
       if (performance.now() - t0 > budgetMs) { stats.buildMs = (stats.buildMs || 0) + performance.now() - t0; return false }
     }
@@ -722,9 +739,8 @@ export function mountBoard (root, boardId) {
         drawShape(c, s, z, { hideText })
       }
       c.globalAlpha = 1
-      // Rasterise now, in this slice: the canvas otherwise defers it all to the first blit of the
-      // bitmap (measured: frames of 100 ms to 1 s at high zoom).
-      c.getImageData(0, 0, 1, 1)
+      // Rasterise now, in this slice, not all at the first blit (see rasterizeNow)
+      rasterizeNow(bd.canvas)
       if (performance.now() - t0 > budgetMs) break
     }
     bd.i = i
@@ -1162,6 +1178,7 @@ export function mountBoard (root, boardId) {
   canvas.addEventListener('pointerdown', (e) => {
     canvas.focus({ preventScroll: true })
     closeMenu()
+    closePeopleMenu()
     if (styleOpen) setStyleOpen(false)
     if (editing) { endEditing(true); if (tool !== 'select') return }
     const { sx, sy } = localPoint(e)
@@ -1753,7 +1770,8 @@ export function mountBoard (root, boardId) {
       onchange: (e) => applyStyle('opacity', Number(e.target.value) / 100)
     }))
     if (sel.length) {
-      const act = (ic, label, tip, testid, fn, extra = '') => h('button', { class: 'icon-btn' + extra, 'aria-label': label, 'data-tip': tip, 'data-testid': testid, html: icon(ic, 18), onclick: fn })
+      // native tooltips here: the panel scrolls, so drawn ones would be clipped (they are hidden)
+      const act = (ic, label, tip, testid, fn, extra = '') => h('button', { class: 'icon-btn' + extra, 'aria-label': label, 'data-tip': tip, title: tip, 'data-testid': testid, html: icon(ic, 18), onclick: fn })
       children.push(h('div', { class: 'panel-label' }, 'Layers'), h('div', { class: 'actions' },
         act('back', 'Send to back', 'Send to back — Ctrl+Shift+[', 'send-back', () => reorder('back')),
         act('backward', 'Send backward', 'Send backward — Ctrl+[', 'send-backward', () => reorder('backward')),
@@ -1780,6 +1798,13 @@ export function mountBoard (root, boardId) {
     if (e.target && e.target.type === 'range' && /^(Arrow|Home|End|Page)/.test(e.key)) return
     const mod = e.ctrlKey || e.metaKey
     const k = e.key
+    // Escape closes an open menu first (and only that)
+    if (k === 'Escape' && (!menu.hidden || !peopleMenu.hidden)) {
+      e.preventDefault()
+      if (!menu.hidden) { closeMenu(); menuBtn.focus() }
+      if (!peopleMenu.hidden) { closePeopleMenu(); presence.querySelector('.avatar.more')?.focus() }
+      return
+    }
     if (k === ' ' && !spaceDown) { spaceDown = true; updateCursor(); e.preventDefault(); return }
     if (!mod && !e.altKey && (k === 'h' || k === 'H')) { e.preventDefault(); hist.toggle(); return }
     if (preview) {
@@ -1859,15 +1884,34 @@ export function mountBoard (root, boardId) {
     })
     for (const [id, el] of cursorEls) if (!seen.has(id)) { el.remove(); cursorEls.delete(id) }
   }
-  function renderPresence () {
-    const people = []
+  /** Everyone here (me first, then by name). */
+  function people () {
+    const list = []
     awareness.getStates().forEach((st, clientId) => {
       if (!st || !st.user) return
-      people.push({ clientId, me: clientId === doc.clientID, ...st.user, cursor: st.cursor })
+      list.push({ clientId, me: clientId === doc.clientID, name: String(st.user.name || 'Anonymous'), color: st.user.color })
     })
-    people.sort((a, b) => (a.me ? -1 : b.me ? 1 : String(a.name).localeCompare(String(b.name))))
-    const max = 5
-    const shown = people.slice(0, max)
+    return list.sort((a, b) => (a.me ? -1 : b.me ? 1 : a.name.localeCompare(b.name)))
+  }
+  /** An avatar's click: centre the view on that person's cursor (your own: change your name). */
+  function jumpTo (clientId) {
+    if (clientId === doc.clientID) { askName(true); return }
+    const st = awareness.getStates().get(clientId)
+    if (!st || !st.cursor) { toast(st && st.user ? `${st.user.name} has no cursor on the board right now` : 'They left the board'); return }
+    cam = { ...cam, x: st.cursor.x - canvas.clientWidth / 2 / cam.zoom, y: st.cursor.y - canvas.clientHeight / 2 / cam.zoom }
+    camChanged()
+  }
+  let presenceKey = ''
+  let maxAvatars = 5 // set by layoutTopbar: the rest collapse into "+N"
+  /** The avatars; rebuilt only when who is here changes (not on every cursor move). */
+  function renderPresence () {
+    const list = people()
+    const key = maxAvatars + '|' + list.map((p) => `${p.clientId}:${p.name}:${p.color}`).join('|')
+    if (key === presenceKey) return false
+    presenceKey = key
+    // "+N" takes the last slot, so at most maxAvatars circles
+    const shown = list.length > maxAvatars ? list.slice(0, Math.max(1, maxAvatars - 1)) : list
+    const rest = list.slice(shown.length)
     const els = shown.map((p) => h('button', {
       class: 'avatar' + (p.me ? ' me' : ''),
       style: { background: p.color || '#868e96' },
@@ -1875,17 +1919,104 @@ export function mountBoard (root, boardId) {
       'data-name': p.name,
       'aria-label': p.me ? `${p.name} (you) — change your name` : `${p.name} — jump to their cursor`,
       'data-tip': p.me ? `${p.name} (you)` : p.name,
-      onclick: () => {
-        if (p.me) askName(true)
-        else if (p.cursor) { cam = { ...cam, x: p.cursor.x - canvas.clientWidth / 2 / cam.zoom, y: p.cursor.y - canvas.clientHeight / 2 / cam.zoom }; camChanged() }
-      }
+      onclick: () => jumpTo(p.clientId)
     }, initials(p.name)))
-    if (people.length > max) els.push(h('span', { class: 'avatar more', 'data-tip': people.slice(max).map((p) => p.name).join(', ') }, `+${people.length - max}`))
+    if (rest.length) {
+      els.push(h('button', {
+        class: 'avatar more',
+        'data-testid': 'presence-more',
+        'aria-haspopup': 'menu',
+        'aria-expanded': String(!peopleMenu.hidden),
+        'aria-label': `${rest.length} more: ${rest.map((p) => p.name).join(', ')}`,
+        'data-tip': `${rest.length} more`,
+        onclick: (e) => { e.stopPropagation(); togglePeopleMenu() }
+      }, `+${rest.length}`))
+    }
     presence.replaceChildren(...els)
-    presence.dataset.count = String(people.length)
+    presence.dataset.count = String(list.length)
+    presence.dataset.shown = String(shown.length)
+    if (!peopleMenu.hidden) renderPeopleMenu(list)
+    return true
   }
-  awareness.on('change', () => { renderPresence(); requestRender() })
-  renderPresence()
+  /** The list behind "+N": everyone, with a click jumping to their cursor. */
+  function renderPeopleMenu (list = people()) {
+    peopleMenu.replaceChildren(h('div', { class: 'menu-head' }, `${list.length} ${list.length === 1 ? 'person' : 'people'} on this board`),
+      ...list.map((p) => h('button', {
+        class: 'menu-item person',
+        role: 'menuitem',
+        'data-testid': 'people-menu-item',
+        onclick: () => { closePeopleMenu(); jumpTo(p.clientId) }
+      }, h('span', { class: 'avatar sm', style: { background: p.color || '#868e96' } }, initials(p.name)),
+      h('span', { class: 'person-name' }, p.name), p.me ? h('span', { class: 'person-you' }, 'you') : null)))
+  }
+  function togglePeopleMenu () {
+    if (!peopleMenu.hidden) { closePeopleMenu(); return }
+    closeMenu()
+    renderPeopleMenu()
+    peopleMenu.hidden = false
+    presence.querySelector('.avatar.more')?.setAttribute('aria-expanded', 'true')
+  }
+  function closePeopleMenu () {
+    if (peopleMenu.hidden) return
+    peopleMenu.hidden = true
+    presence.querySelector('.avatar.more')?.setAttribute('aria-expanded', 'false')
+  }
+  awareness.on('change', () => { if (renderPresence()) requestLayout(); requestRender() })
+
+  // ---------------------------------------------------------------- top bar layout
+  // Title card (left), toolbar or preview banner (centre), people/status/share (right): nothing
+  // may overlap at any width, with any number of people and any connection status. So the
+  // layout is measured, not guessed from breakpoints: the first of these states in which the
+  // cards keep the bar's gap between them wins — the centre in the bar with the right card ever
+  // more compact (fewer avatars behind "+N", then status and Share as icons), else the centre
+  // out of the bar (the toolbar at the bottom, the banner under the bar) and the right card down
+  // to one avatar. The title field shrinks first (CSS), down to its min-width.
+  const TOPBAR_STATES = [
+    { below: false, avatars: 5, labels: true },
+    { below: false, avatars: 3, labels: true },
+    { below: false, avatars: 3, labels: false },
+    { below: true, avatars: 5, labels: true },
+    { below: true, avatars: 3, labels: true },
+    { below: true, avatars: 3, labels: false },
+    { below: true, avatars: 2, labels: false },
+    { below: true, avatars: 1, labels: false }
+  ]
+  const PHONE = matchMedia('(max-width: 560px)') // phones: the toolbar is always at the bottom
+  function applyTopbarState (st) {
+    boardEl.classList.toggle('center-below', st.below)
+    boardEl.classList.toggle('compact-chrome', !st.labels)
+    maxAvatars = st.avatars
+    renderPresence()
+  }
+  function topbarFits (below) {
+    if (titleCard.scrollWidth > titleCard.clientWidth + 1) return false // the title card is squeezed
+    const gap = (parseFloat(getComputedStyle(topbar).columnGap) || 12) - 0.5 // the bar's own gap, kept
+    const t = titleCard.getBoundingClientRect()
+    const r = rightCard.getBoundingClientRect()
+    const bar = topbar.getBoundingClientRect()
+    if (r.right > bar.right + 0.5 || t.left < bar.left - 0.5) return false
+    if (below) return t.right + gap <= r.left
+    const c = (preview ? previewBanner : toolbar).getBoundingClientRect()
+    return t.right + gap <= c.left && c.right + gap <= r.left
+  }
+  function layoutTopbar () {
+    layoutQueued = false
+    if (!topbar.isConnected || !topbar.clientWidth) return
+    const states = PHONE.matches ? TOPBAR_STATES.filter((s) => s.below) : TOPBAR_STATES
+    let st
+    for (st of states) {
+      applyTopbarState(st)
+      if (topbarFits(st.below)) break
+    }
+    boardEl.dataset.topbar = `${st.below ? 'below' : 'top'}:${st.avatars}${st.labels ? '' : ':compact'}`
+  }
+  function requestLayout () {
+    if (layoutQueued) return
+    layoutQueued = true
+    requestAnimationFrame(() => { if (layoutQueued) layoutTopbar() })
+  }
+  new ResizeObserver(() => requestLayout()).observe(topbar)
+  layoutTopbar()
 
   async function askName (force) {
     if (!force && storedName()) return
@@ -1926,9 +2057,12 @@ export function mountBoard (root, boardId) {
   }
 
   // ---------------------------------------------------------------- menu
-  menuBtn.addEventListener('click', (e) => { e.stopPropagation(); menu.hidden = !menu.hidden; menuBtn.setAttribute('aria-expanded', String(!menu.hidden)) })
+  menuBtn.addEventListener('click', (e) => { e.stopPropagation(); closePeopleMenu(); menu.hidden = !menu.hidden; menuBtn.setAttribute('aria-expanded', String(!menu.hidden)) })
   function closeMenu () { menu.hidden = true; menuBtn.setAttribute('aria-expanded', 'false') }
-  document.addEventListener('click', (e) => { if (!menu.contains(e.target) && e.target !== menuBtn) closeMenu() })
+  document.addEventListener('click', (e) => {
+    if (!menu.contains(e.target) && e.target !== menuBtn) closeMenu()
+    if (!peopleMenu.contains(e.target)) closePeopleMenu()
+  })
 
   async function copyLink () {
     const url = `${location.origin}/b/${encodeURIComponent(boardId)}`

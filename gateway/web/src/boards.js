@@ -79,16 +79,28 @@ export async function mountBoards (root) {
 
 function card (b, withThumb) {
   const thumb = h('canvas', { class: 'thumb', width: '560', height: '320', 'aria-hidden': 'true' })
-  const title = b.title || (b.local ? 'Board on this device' : 'Untitled board')
+  const title = typeof b.title === 'string' ? b.title.trim() : ''
   const metaBits = []
   if (typeof b.shapes === 'number') metaBits.push(`${b.shapes} shape${b.shapes === 1 ? '' : 's'}`)
   if (b.updated) metaBits.push(`Edited ${relativeTime(b.updated)}`)
   if (b.local) metaBits.push('not synced yet')
-  const el = h('a', { class: 'board-card', href: `/b/${encodeURIComponent(b.id)}`, 'data-testid': 'board-card', 'data-board-id': b.id },
-    h('div', { class: 'thumb-wrap' }, thumb),
-    h('div', { class: 'card-body' },
-      h('div', { class: 'card-title' }, title),
-      h('div', { class: 'card-meta' }, metaBits.join(' · '))))
+  // Untitled boards (most boards made through the API) are told apart by their id.
+  const titleEl = title
+    ? h('div', { class: 'card-title', 'data-testid': 'board-card-title' }, title)
+    : h('div', { class: 'card-title untitled', 'data-testid': 'board-card-title' },
+      h('span', { class: 'card-untitled' }, 'Untitled'), h('span', { class: 'card-sep', 'aria-hidden': 'true' }, ' · '), h('span', { class: 'card-id' }, b.id))
+  const el = h('a', {
+    class: 'board-card',
+    href: `/b/${encodeURIComponent(b.id)}`,
+    title: title ? `${title} — ${b.id}` : b.id,
+    'aria-label': `${title || 'Untitled board ' + b.id}${metaBits.length ? ', ' + metaBits.join(', ') : ''}`,
+    'data-testid': 'board-card',
+    'data-board-id': b.id
+  },
+  h('div', { class: 'thumb-wrap' }, thumb, b.shapes === 0 ? h('span', { class: 'thumb-empty' }, 'Empty board') : null),
+  h('div', { class: 'card-body' },
+    titleEl,
+    h('div', { class: 'card-meta' }, metaBits.join(' · '))))
   if (withThumb && !b.local && b.shapes !== 0) drawThumb(b.id, thumb)
   return el
 }

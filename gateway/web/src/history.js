@@ -10,6 +10,7 @@ import { USER_COLORS, initials } from './user.js'
 const PAGE = 200
 const GROUP_GAP_MS = 5 * 60 * 1000 // one author's versions less than 5 minutes apart form one group
 const SLIDE_MS = 140 // debounce of slider previews
+const VERSIONS_LISTED = 100 // an expanded group lists at most this many of its versions
 
 export function nameColor (name) {
   if (!name || name === 'anonymous') return '#868e96'
@@ -20,6 +21,9 @@ export function nameColor (name) {
 
 function clockTime (t) {
   return new Date(t).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
+}
+function secondsTime (t) {
+  return new Date(t).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
 }
 function dayLabel (t) {
   const d = new Date(t); const now = new Date()
@@ -41,24 +45,48 @@ export function describeSummary (s) {
   return bits.length ? bits.join(' · ') : 'no visible change'
 }
 
-/** Consecutive versions (newest first) by one author, less than GROUP_GAP_MS apart. */
+/**
+ * Consecutive versions (newest first) by one author, less than GROUP_GAP_MS apart. A drag sends
+ * a version every 50 ms so others see it live; grouped, one rectangle is one entry ("1 added"),
+ * not "1 added · 4 edited": a group's summary is its net effect on shapes, by id (a shape added
+ * and then edited in the group counts as added; added and then removed, as both). Where a
+ * version lists only the first ids (the API keeps 50), the group falls back to summed counts.
+ */
 export function groupVersions (versions) {
   const out = []
   for (const v of versions) {
     const t = Date.parse(v.time)
     const g = out[out.length - 1]
     if (g && g.user === v.user && g.oldestT - t <= GROUP_GAP_MS && g.first === v.version + 1) {
-      g.first = v.version; g.oldestT = t; g.count++
+      g.first = v.version; g.oldestT = t; g.count++; g.versions.push(v)
     } else {
-      out.push({ user: v.user, first: v.version, last: v.version, newestT: t, oldestT: t, count: 1, added: 0, changed: 0, removed: 0, meta: false, pending: false })
+      out.push({ user: v.user, first: v.version, last: v.version, newestT: t, oldestT: t, count: 1, versions: [v], added: 0, changed: 0, removed: 0, meta: false, pending: false })
     }
-    const cur = out[out.length - 1]
-    if (v.summary) {
-      cur.added += v.summary.added || 0; cur.changed += v.summary.changed || 0; cur.removed += v.summary.removed || 0
-      cur.meta = cur.meta || !!v.summary.meta
-    } else cur.pending = true
   }
+  for (const g of out) Object.assign(g, netSummary(g.versions))
   return out
+}
+
+/** The net effect of `versions` (newest first) on shapes: counts of added, edited, removed. */
+export function netSummary (versions) {
+  const added = new Set(); const changed = new Set(); const removed = new Set()
+  const sum = { added: 0, changed: 0, removed: 0 }
+  let exact = true; let meta = false; let pending = false
+  for (let i = versions.length - 1; i >= 0; i--) {
+    const s = versions[i].summary
+    if (!s) { pending = true; continue }
+    const ids = (k) => (Array.isArray(s[k + '_ids']) ? s[k + '_ids'] : [])
+    for (const k of ['added', 'changed', 'removed']) {
+      sum[k] += s[k] || 0
+      if (ids(k).length < (s[k] || 0)) exact = false
+    }
+    for (const id of ids('added')) { if (removed.delete(id)) changed.add(id); else added.add(id) }
+    for (const id of ids('changed')) if (!added.has(id)) changed.add(id)
+    for (const id of ids('removed')) { changed.delete(id); removed.add(id) }
+    meta = meta || !!s.meta
+  }
+  const counts = exact ? { added: added.size, changed: changed.size, removed: removed.size } : sum
+  return { ...counts, meta, pending }
 }
 
 /**
@@ -79,6 +107,7 @@ export function createHistory (boardId, hooks) {
   let slideTimer = 0
   let refreshTimer = 0
   const infoCache = new Map() // version -> version info, for versions outside the loaded pages
+  const expanded = new Set() // groups (by their first version) whose versions are listed
 
   const slider = h('input', { type: 'range', class: 'hp-slider', min: '1', max: '1', step: '1', value: '1', 'aria-label': 'Board version', 'data-testid': 'history-slider', disabled: true })
   const posTitle = h('div', { class: 'hp-pos-title', 'data-testid': 'history-position' })
@@ -297,22 +326,56 @@ export function createHistory (boardId, hooks) {
       const sum = describeSummary(g.pending && !g.added && !g.changed && !g.removed && !g.meta ? null : g)
       const range = g.first === g.last ? `v${g.last}` : `v${g.first}–${g.last}`
       const when = g.newestT - g.oldestT > 60000 ? `${clockTime(g.oldestT)}–${clockTime(g.newestT)}` : clockTime(g.newestT)
-      els.push(h('button', {
+      const open = g.count > 1 && expanded.has(g.first)
+      const row = h('button', {
         class: 'hp-group' + (active ? ' active' : ''),
-        role: 'listitem',
         'aria-current': active ? 'true' : null,
         'data-testid': 'history-group',
         'data-user': g.user,
         'data-first': String(g.first),
         'data-last': String(g.last),
+        'data-count': String(g.count),
         title: isNow ? 'The current version — click to go back to live editing' : `Preview the board after ${range}`,
         onclick: () => (isNow ? goLive() : preview(g.last))
       },
       h('span', { class: 'avatar sm', style: { background: (hooks.colorFor && hooks.colorFor(g.user)) || nameColor(g.user) } }, initials(g.user)),
       h('span', { class: 'hp-g-body' },
         h('span', { class: 'hp-g-top' }, h('span', { class: 'hp-g-user' }, g.user), isNow ? h('span', { class: 'hp-badge' }, 'Current') : null, h('time', { datetime: new Date(g.newestT).toISOString(), title: new Date(g.newestT).toLocaleString() }, when)),
-        h('span', { class: 'hp-g-sum' }, sum),
-        h('span', { class: 'hp-g-ver' }, `${range} · ${plural(g.count, 'change')}`))))
+        h('span', { class: 'hp-g-sum', 'data-testid': 'history-group-summary' }, sum),
+        h('span', { class: 'hp-g-ver' }, range)))
+      const entry = h('div', { class: 'hp-entry' + (open ? ' open' : ''), role: 'listitem' }, row)
+      if (g.count > 1) {
+        const versionsId = `hp-versions-${g.first}`
+        entry.append(h('button', {
+          class: 'hp-expand',
+          'aria-expanded': String(open),
+          'aria-controls': open ? versionsId : null,
+          'aria-label': `${open ? 'Hide' : 'Show'} the ${g.count} versions of ${range}`,
+          'data-testid': 'history-expand',
+          onclick: () => { if (open) expanded.delete(g.first); else expanded.add(g.first); render() }
+        }, plural(g.count, 'version'), h('span', { class: 'hp-chevron', html: icon(open ? 'forward' : 'backward', 14) })))
+        if (open) {
+          entry.append(h('div', { class: 'hp-versions', id: versionsId, role: 'list', 'aria-label': `Versions ${range}` },
+            g.versions.slice(0, VERSIONS_LISTED).map((v) => {
+              const on = shown === v.version
+              const vNow = v.version === latest
+              return h('button', {
+                class: 'hp-version' + (on ? ' active' : ''),
+                role: 'listitem',
+                'aria-current': on ? 'true' : null,
+                'data-testid': 'history-version',
+                'data-version': String(v.version),
+                title: vNow ? 'The current version — click to go back to live editing' : `Preview the board after version ${v.version}`,
+                onclick: () => (vNow ? goLive() : preview(v.version))
+              },
+              h('span', { class: 'hp-v-num' }, `v${v.version}`),
+              h('span', { class: 'hp-v-sum' }, describeSummary(v.summary)),
+              h('time', { datetime: v.time }, secondsTime(Date.parse(v.time))))
+            }),
+            g.count > VERSIONS_LISTED ? h('div', { class: 'hp-more-versions' }, `…and ${g.count - VERSIONS_LISTED} older — the slider reaches every one`) : null))
+        }
+      }
+      els.push(entry)
     }
     list.replaceChildren(...els)
     moreBtn.hidden = !older
