@@ -23,10 +23,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc, Map
 
 from engine.fold import apply_update
-from engine.model import META_FIELDS, meta_map, render_shape, shapes_map
+from engine.model import count_shapes, meta_map, plain, render_board, render_meta_plain, shapes_map
 
 PlainBoard = dict[str, Any]
 ShapeChange = dict[str, Any] | None
@@ -37,35 +37,12 @@ REMOVED = "removed"
 
 
 def jsonable(value: Any) -> Any:
-    """`value` as plain JSON, dropping what JSON cannot carry (bytes, subdocs, XML types).
+    """`value` as plain JSON: `engine.model.plain`, the one conversion every rendering road uses.
 
-    Walks shared types itself rather than calling `to_py`, which raises on an XML type anywhere
-    inside: a hostile client must not be able to stop history (or the projector) for a board.
+    It never raises on what a hostile client may write (XML types, subdocuments, binary, NaN), so
+    it cannot stop history (or the projector) for a board.
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (Map, Array)):
-        try:
-            return jsonable(value.to_py())  # fast (Rust); raises on XML types inside
-        except ValueError:
-            pass
-    if isinstance(value, Map):
-        return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
-    if isinstance(value, Array):
-        return [jsonable(v) for v in value if _keeps(v)]
-    if isinstance(value, Text):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items() if _keeps(v)}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value if _keeps(v)]
-    return None
-
-
-def _keeps(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int, float, str, dict, list, tuple, Map, Array, Text)):
-        return True
-    return False
+    return plain(value)
 
 
 @dataclass(slots=True)
@@ -218,10 +195,10 @@ def plain_board(doc: Doc[Any]) -> PlainBoard:
     return {"shapes": shapes if isinstance(shapes, dict) else {}, "meta": meta if isinstance(meta, dict) else {}}
 
 
-def summary(doc: Doc[Any]) -> tuple[str, int]:
-    """(title, shape count) of a board, never raising on hostile content (unlike to_py)."""
-    meta = _render_meta_plain(jsonable(meta_map(doc)))
-    return str(meta.get("title", "")), len(shapes_map(doc))
+def plain_summary(board: PlainBoard) -> tuple[str, int]:
+    """(title, number of shapes the rendering lists) of a plain board: the boards list's summary."""
+    meta = render_meta_plain(board.get("meta", {}))
+    return str(meta.get("title", "")), count_shapes(board.get("shapes", {}))
 
 
 def apply_changes(plain: PlainBoard, changes: Changes) -> None:
@@ -243,25 +220,9 @@ def apply_changes(plain: PlainBoard, changes: Changes) -> None:
         plain["meta"] = copy.deepcopy(changes.meta)
 
 
-def render_plain(plain: PlainBoard, board_id: str, version: int) -> dict[str, Any]:
-    """The board as JSON (same as `engine.model.render` of the Doc the plain board came from)."""
-    shapes = []
-    for shape_id, value in plain["shapes"].items():
-        shape = render_shape(str(shape_id), value)
-        if shape is not None:
-            shapes.append(shape)
-    shapes.sort(key=lambda s: (str(s.get("z", "")), str(s["id"])))
-    meta = _render_meta_plain(plain.get("meta", {}))
-    return {"id": board_id, "version": version, "meta": meta, "shapes": shapes}
-
-
-def _render_meta_plain(meta: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(meta, dict):
-        for name, kinds in META_FIELDS.items():
-            if isinstance(meta.get(name), kinds):
-                out[name] = meta[name]
-    return out
+def render_plain(board: PlainBoard, board_id: str, version: int) -> dict[str, Any]:
+    """The board as JSON: `engine.model.render_board`, as `engine.model.render` of the Doc it came from."""
+    return render_board(board["shapes"], board.get("meta", {}), board_id, version)
 
 
 @dataclass(frozen=True, slots=True)

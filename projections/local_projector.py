@@ -32,8 +32,16 @@ from engine.adapters.sqlite_log import SqliteEventLog
 from engine.events import Event
 from engine.fold import load_doc
 from engine.tasks import cancel_and_wait
-from projections.changes import ChangeRecorder, PlainBoard, VersionRecord, apply_changes, plain_board
-from projections.changes import summary as safe_summary
+from projections.changes import (
+    ChangeRecorder,
+    PlainBoard,
+    VersionRecord,
+    apply_changes,
+    plain_board,
+    plain_summary,
+)
+from projections.history import BoardHistory
+from projections.sqlite_archive import SqliteArchive
 from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,9 @@ YIELD_EVERY_SECONDS = 0.002  # longest stretch the projector folds before lettin
 STEP_INTERVAL_SECONDS = 0.1
 #: A checkpoint is due when the bytes to replay since the last one reach 1/REPLAY_FRACTION of its size.
 REPLAY_FRACTION = 4
+#: A cursor row marking that the stored summaries count shapes by the rendering's rule
+#: (engine.model.is_shape). Summaries written before counted every entry of `shapes`, non-shapes too.
+SUMMARY_RULE = "summaries-count-rendered-shapes"
 
 
 @dataclass(eq=False)
@@ -94,6 +105,7 @@ class LocalProjector:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.cursor = 0
+        self._rewind = False  # refolding the log from the start (history backfill); set by start()
 
     async def start(self) -> None:
         """Resume from the stored cursor and follow the log in the background."""
@@ -116,6 +128,10 @@ class LocalProjector:
             await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
+        try:
+            await self.recount_summaries()
+        except Exception:
+            log.exception("recounting old board summaries failed; each is corrected by its board's next update")
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -129,6 +145,31 @@ class LocalProjector:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 self._wake.clear()
                 await asyncio.sleep(max(0.0, started + self.step_interval - loop.time()))
+
+    async def recount_summaries(self) -> int:
+        """Once per data dir: recount the shapes of summaries written before the count followed the rendering.
+
+        Each board's count is taken from its plain board at the summary's version (history's plain
+        checkpoint + recorded changes, or the log where history has no rows yet); returns how many
+        summaries changed. A history backfill (`_rewind`) rewrites every summary anyway.
+        """
+        if await self.store.cursor(SUMMARY_RULE) >= 1:
+            return 0
+        fixed: list[BoardSummary] = []
+        if not self._rewind:
+            history = BoardHistory(SqliteArchive(self.log, self.store))
+            for board, old in (await self.store.summaries()).items():
+                try:
+                    _title, shapes = plain_summary(await history.plain_at(board, old.version))
+                except Exception:
+                    log.exception("cannot recount the summary of board %s; its next update corrects it", board)
+                    continue
+                if shapes != old.shapes:
+                    fixed.append(BoardSummary(board, old.version, old.updated, old.title, shapes))
+        await self.store.write(SUMMARY_RULE, 1, fixed, [])
+        if fixed:
+            log.info("recounted the shapes of %d board summaries (non-shape entries are no longer counted)", len(fixed))
+        return len(fixed)
 
     async def step(self) -> bool:
         """Fold one batch of the log (or write quiet checkpoints); return True if caught up."""
@@ -206,7 +247,9 @@ class LocalProjector:
             folded.plain_due = True
 
     def _summary(self, board: str, folded: _Folded) -> BoardSummary:
-        title, shapes = safe_summary(folded.doc)  # engine.model.summarize raises on XML types in meta
+        # From the plain board kept current for history: the same rule as the rendering
+        # (engine.model.is_shape), without reading the Doc again.
+        title, shapes = plain_summary(folded.plain)
         return BoardSummary(board, folded.version, folded.updated, title, shapes)
 
     async def _checkpoint_quiet(self) -> None:

@@ -40,10 +40,10 @@ from pycrdt import Doc
 
 from engine.errors import InvalidUpdate
 from engine.fold import load_doc
-from engine.model import render, summarize
+from engine.model import render
 from engine.retry import Backoff, retry
 from engine.wire import Headers, MalformedRecord, decode_key, decode_provenance
-from projections.changes import ChangeRecorder, Changes, PlainBoard, apply_changes, plain_board
+from projections.changes import ChangeRecorder, Changes, PlainBoard, apply_changes, plain_board, plain_summary
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ class Projector:
         return folded
 
     def _board_document(self, folded: _Folded) -> dict[str, Any]:
-        title, shapes = summarize(folded.doc)
+        title, shapes = plain_summary(folded.plain)  # the rendering's rule, from the plain board history keeps
         return {
             "_id": folded.board,
             "version": folded.version,

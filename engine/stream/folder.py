@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from engine.adapters.redis_view import FOLD_SCRIPT, RedisViews, pack_entries
 from engine.errors import InvalidUpdate
 from engine.fold import EMPTY_STATE, apply_update, load_doc
-from engine.model import summarize
+from engine.model import ShapeTally, render_meta
 from engine.stream.records import Record
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,11 @@ class _Folded:
     version: int
     offset: int
     state_version: int
+    #: the board's shape count for its summary, by the rendering's rule, kept without re-reading every shape
+    tally: ShapeTally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tally = ShapeTally(self.doc)
 
 
 @dataclass
@@ -248,6 +253,7 @@ class ViewFolder:
                     update = record.update
                     try:
                         apply_update(folded.doc, update)
+                        folded.tally.saw(update)
                     except InvalidUpdate as exc:
                         # It still takes its version (versions count records), but folds as nothing.
                         log.error("board %s offset %d: %s; folded as an empty update", board, record.offset, exc)
@@ -277,7 +283,7 @@ class ViewFolder:
             if folded.version - folded.state_version >= self.compact_every:
                 state, sv = bytes(folded.doc.get_update()), bytes(folded.doc.get_state())
                 folded.state_version = folded.version
-            title, shapes = summarize(folded.doc)
+            title, shapes = str(render_meta(folded.doc).get("title", "")), folded.tally.count()
             updated = by_board[board][-1].provenance.time
             head = json.dumps({"v": folded.version, "t": updated, "title": title, "shapes": shapes})
             minid = max(1, folded.state_version - self.keep + 1)

@@ -17,9 +17,9 @@ from engine.model import render
 from projections.changes import ChangeRecorder
 from projections.excalidraw import from_scene, key_after, keys_after, to_scene
 from projections.history import BoardHistory, diff_boards, restore_update
-from projections.local_projector import LocalProjector
+from projections.local_projector import SUMMARY_RULE, LocalProjector
 from projections.sqlite_archive import SqliteArchive
-from projections.sqlite_store import SqliteProjectionStore
+from projections.sqlite_store import BoardSummary, SqliteProjectionStore
 from projections.svg import to_svg
 from tests.history.support import add_shape, move, replica, shapes
 
@@ -314,3 +314,29 @@ async def test_listing_includes_versions_the_projector_has_not_reached(
     assert oldest[4].summary is not None and oldest[5].summary is None
     # the board at an unprojected version comes from the log, exactly
     assert await history.render_at("b", 20) == render(r.doc, "b", 20)
+
+
+async def test_old_summaries_are_recounted_once(archive: tuple[SqliteEventLog, SqliteProjectionStore]) -> None:
+    """Summaries written before the count followed the rendering counted every entry of `shapes`."""
+    import sqlite3
+
+    log, store = archive
+    src = Recorded()
+    add_shape(src.doc, "a")
+    add_shape(src.doc, "b")
+    with src.doc.transaction():
+        shapes(src.doc)["not-a-shape"] = 5
+        shapes(src.doc)["no-type"] = Map({"x": 1.0})
+    for u in src.updates:
+        await log.append("b", u, Provenance(time.time(), "c", "u"))
+    projector = await _project(log, store, every=2)
+    assert (await store.summaries())["b"].shapes == 2  # the rendering lists a and b
+    # a data dir from before: the old count, and no marker
+    old = (await store.summaries())["b"]
+    await store.write("local-projector", 0, [BoardSummary("b", old.version, old.updated, old.title, 4)], [])
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DELETE FROM cursors WHERE name = ?", (SUMMARY_RULE,))
+    assert (await store.summaries())["b"].shapes == 4
+    assert await projector.recount_summaries() == 1
+    assert (await store.summaries())["b"].shapes == 2
+    assert await projector.recount_summaries() == 0  # once per data dir
