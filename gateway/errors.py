@@ -1,8 +1,17 @@
-"""Mapping of engine errors to HTTP statuses and JSON bodies."""
+"""Mapping of engine errors to HTTP statuses and JSON bodies, and the small checks every handler shares.
+
+House rule: bad input gets a 4xx with {"error": reason, "detail": what to do} for that one request.
+Details may quote the input, but never more than `ECHO_LIMIT` characters of it (`clip`), and no
+detail is longer than `DETAIL_LIMIT`.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
+from starlette.types import Scope
 
 from engine.errors import (
     BoardNotFound,
@@ -16,6 +25,9 @@ from engine.errors import (
     VersionNotFound,
 )
 
+ECHO_LIMIT = 100
+DETAIL_LIMIT = 1000
+
 _STATUS: dict[type[InkstreamError], int] = {
     InvalidBoardId: 400,
     MissingDependencies: 409,
@@ -28,12 +40,43 @@ _STATUS: dict[type[InkstreamError], int] = {
 }
 
 
+def clip(text: object, limit: int = ECHO_LIMIT) -> str:
+    """`text` (input quoted back in an error) cut to `limit` characters, with '…' when cut."""
+    value = str(text)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def error_body(reason: str, detail: str) -> dict[str, str]:
+    """The JSON error body; the detail is cut to DETAIL_LIMIT characters."""
+    return {"error": reason, "detail": clip(detail, DETAIL_LIMIT)}
+
+
 def error_response(exc: InkstreamError) -> JSONResponse:
     """A JSON error body {"error": reason, "detail": message} with the matching status."""
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return JSONResponse({"error": exc.reason, "detail": str(exc)}, status_code=status)
+    return JSONResponse(error_body(exc.reason, str(exc)), status_code=status)
 
 
 def bad_request(detail: str, reason: str = "bad_request", status: int = 400) -> JSONResponse:
     """A JSON 4xx for request problems that are not engine errors."""
-    return JSONResponse({"error": reason, "detail": detail}, status_code=status)
+    return JSONResponse(error_body(reason, detail), status_code=status)
+
+
+def media_type(request: HTTPConnection) -> str:
+    """The request's media type without parameters, lower-cased (media types are case-insensitive,
+    RFC 9110 8.3.1): `Application/Octet-Stream; charset=binary` -> `application/octet-stream`."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def raw_segments(scope: Scope) -> list[str]:
+    """The request path's segments, each percent-decoded on its own.
+
+    Servers decode the path before routing, so `/api/boards/a%2Fb` reaches the router as
+    `/api/boards/a/b`: the raw path (`raw_path`, when the server gives it) keeps an encoded '/'
+    inside its segment, where it belongs.
+    """
+    raw = scope.get("raw_path")
+    if raw is None:
+        return str(scope.get("path", "")).split("/")
+    path = bytes(raw).split(b"?", 1)[0]
+    return [unquote_to_bytes(segment).decode("utf-8", "replace") for segment in path.split(b"/")]

@@ -1,7 +1,9 @@
 """The history HTTP API: versions, the board at a version, diff, restore, fork, shape history, export, import.
 
 Errors: unknown board / version -> 404, bad parameters -> 400, fork onto an existing id -> 409,
-all as JSON {"error": reason, "detail": message}. Logic lives in projections.history.
+all as JSON {"error": reason, "detail": message}, quoting at most a short piece of the input.
+Version 0 is the empty board wherever a version is accepted. Logic lives in projections.history;
+what parameters mean, in projections.history_requests (shared with the CLI).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from starlette.routing import Route
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.board_id import validate_board_id
 from engine.errors import InkstreamError, UpdateTooLarge
-from gateway.errors import bad_request, error_response
+from gateway.errors import bad_request, clip, error_body, error_response, raw_segments
 from gateway.system import System
 from projections import excalidraw, svg
 from projections.excalidraw import InvalidScene
 from projections.history import BoardExists, BoardHistory, fork, import_scene, restore
-from projections.history_requests import MAX_PAGE, BadParam, import_result, page, version_or_at, versions_page
+from projections.history_requests import MAX_PAGE, BadParam, import_result, page, quote, version_or_at, versions_page
 from projections.history_requests import iso as _iso
 from projections.history_requests import parse_int as _int
 from projections.sqlite_archive import SqliteArchive
@@ -56,7 +58,7 @@ def _opt_int(request: Request, name: str, minimum: int = 0) -> int | None:
 
 
 async def _version(request: Request, history: BoardHistory, board: str) -> int:
-    """The version a request asks for: ?version=V, ?at=ISO, or the latest."""
+    """The version a request asks for: ?version=V (0: the empty board), ?at=ISO, or the latest."""
     version, at = version_or_at(request.query_params.get("version"), request.query_params.get("at"))
     return await history.resolve(board, version=version, at=at)
 
@@ -71,6 +73,8 @@ async def _json_body(request: Request, limit: int = 64 * 1024) -> Any:
         return json.loads(bytes(body) or b"null")
     except (ValueError, UnicodeDecodeError):
         raise BadParam("the body must be JSON") from None
+    except RecursionError:
+        raise BadParam("the body must be JSON nested less deeply") from None
 
 
 def _handle(exc: Exception) -> Response:
@@ -79,7 +83,7 @@ def _handle(exc: Exception) -> Response:
     if isinstance(exc, InvalidScene):
         return bad_request(str(exc), reason="invalid_scene")
     if isinstance(exc, BoardExists):
-        return JSONResponse({"error": exc.reason, "detail": str(exc)}, status_code=409)
+        return JSONResponse(error_body(exc.reason, str(exc)), status_code=409)
     if isinstance(exc, InkstreamError):
         return error_response(exc)
     raise exc
@@ -137,7 +141,7 @@ async def diff(request: Request) -> Response:
         a = _int(raw_from, "from")
         b = _opt_int(request, "to")
         to_version = await history.resolve(board, version=b)
-        from_version = a if a == 0 else await history.resolve(board, version=a)
+        from_version = await history.resolve(board, version=a)  # 0: the empty board
         return JSONResponse(await history.diff(board, from_version, to_version))
     except Exception as exc:
         return _handle(exc)
@@ -152,7 +156,7 @@ async def post_restore(request: Request) -> Response:
         history = history_for(system)
         if not isinstance(body, dict) or "version" not in body:
             raise BadParam('expected a JSON body {"version": V}')
-        version = await history.resolve(board, version=_int(body["version"], "version", minimum=1))
+        version = await history.resolve(board, version=_int(body["version"], "version"))  # 0: empty it
         event = await restore(system.service, history, board, version, _user(request))
     except Exception as exc:
         return _handle(exc)
@@ -172,7 +176,10 @@ async def post_fork(request: Request) -> Response:
         if not isinstance(body, dict) or "id" not in body or not isinstance(body["id"], str):
             raise BadParam('expected a JSON body {"version": V, "id": "new-board-id"}')
         raw = body.get("version")
-        version = await history.resolve(board, version=None if raw is None else _int(raw, "version", minimum=1))
+        number = None if raw is None else _int(raw, "version")
+        if number == 0:
+            raise BadParam("version 0 is the empty board, nothing to fork: give a version >= 1 (default: the latest)")
+        version = await history.resolve(board, version=number)
         event = await fork(system.service, history, board, version, body["id"], _user(request))
     except Exception as exc:
         return _handle(exc)
@@ -183,10 +190,17 @@ async def post_fork(request: Request) -> Response:
 
 
 async def shape_history(request: Request) -> Response:
-    """GET /shapes/{shape}/history?after=V&limit=N: every version that touched the shape, by whom."""
+    """GET /shapes/{shape}/history?after=V&limit=N: every version that touched the shape, by whom.
+
+    The shape id is read from the raw path, so an id holding a '/' (sent as %2F) is found.
+    """
+    segments = raw_segments(request.scope)  # "", "api", "boards", board, "shapes", shape, "history"
+    if len(segments) != 7 or segments[4] != "shapes" or segments[6] != "history":
+        detail = f"{request.method} {clip(request.url.path)}: Not Found"
+        return JSONResponse(error_body("not_found", detail), status_code=404)
     try:
         board = validate_board_id(request.path_params["board"])
-        shape = request.path_params["shape"]
+        shape = segments[5]
         history = history_for(_system(request))
         after = _opt_int(request, "after") or 0
         limit = _opt_int(request, "limit", minimum=1) or 1000
@@ -197,7 +211,7 @@ async def shape_history(request: Request) -> Response:
         return _handle(exc)
     if not rows and after == 0:
         return JSONResponse(
-            {"error": "shape_not_found", "detail": f"no version of board {board} touched shape {shape}"},
+            error_body("shape_not_found", f"no version of board {board} touched shape {clip(shape)}"),
             status_code=404,
         )
     return JSONResponse(
@@ -226,7 +240,7 @@ async def export(request: Request) -> Response:
         history = history_for(_system(request))
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "svg", "excalidraw"):
-            raise BadParam(f"format must be json, svg or excalidraw, not {fmt!r}")
+            raise BadParam(f"format must be json, svg or excalidraw (default: json), not {quote(fmt)}")
         version = await _version(request, history, board)
         rendered = await history.render_at(board, version)
     except Exception as exc:
@@ -267,7 +281,7 @@ def routes() -> list[Route]:
         Route(base + "/diff", diff),
         Route(base + "/restore", post_restore, methods=["POST"]),
         Route(base + "/fork", post_fork, methods=["POST"]),
-        Route(base + "/shapes/{shape}/history", shape_history),
+        Route(base + "/shapes/{shape:path}", shape_history),  # .../shapes/{shape}/history, from the raw path
         Route(base + "/export", export),
         Route(base + "/import", post_import, methods=["POST"]),
     ]

@@ -13,7 +13,7 @@ from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
 from engine.model import render, summarize
 from engine.routing import preferred
 from gateway import history_api
-from gateway.errors import bad_request, error_response
+from gateway.errors import bad_request, clip, error_response, media_type
 from gateway.rooms import MAX_USER_NAME
 from gateway.system import System
 
@@ -54,10 +54,12 @@ async def list_boards(request: Request) -> Response:
     boards: list[dict[str, Any]] = []
     for head, summary in await system.board_list():
         live = system.service.loaded_board(head.board)
-        if live is not None:
-            title, shapes = summarize(live.doc)
-        elif summary is not None:
+        # The shape count is what the board's rendering lists (engine.model.is_shape), from the
+        # projected summary when it is as new as the board in memory (no need to read every shape).
+        if summary is not None and (live is None or summary.version >= live.version):
             title, shapes = summary.title, summary.shapes
+        elif live is not None:
+            title, shapes = summarize(live.doc)
         else:
             title, shapes = "", 0
         boards.append(
@@ -126,10 +128,10 @@ async def post_update(request: Request) -> Response:
     """Merge a Yjs update (e.g. offline edits) into the board; returns the board's version after it."""
     system = _system(request)
     board_id = request.path_params["board"]
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    content_type = media_type(request)
     if content_type != OCTET:
         return bad_request(
-            f"send the Yjs update as {OCTET}, not {content_type or 'no content type'}",
+            f"send the Yjs update as {OCTET}, not {clip(content_type) or 'no content type'}",
             reason="unsupported_media_type",
             status=415,
         )
@@ -145,7 +147,7 @@ async def post_update(request: Request) -> Response:
     except InkstreamError as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()
         return error_response(exc)
-    if event is None:
+    if event is None:  # nothing new; an unknown board stays at version 0, the empty board
         board = system.service.loaded_board(board_id)
         version = board.version if board is not None else await system.event_log.head(board_id)
         return JSONResponse({"version": version, "changed": False})

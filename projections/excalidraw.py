@@ -9,6 +9,7 @@ indexing (base-62 keys that sort as plain strings).
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -31,36 +32,95 @@ class InvalidScene(ValueError):
 
 @dataclass(slots=True)
 class ImportedScene:
-    """Shapes (plain field dicts without id/z/createdBy/createdAt) and what was skipped."""
+    """Shapes (plain field dicts without id/z/createdBy/createdAt) and what was not imported.
+
+    Every element of the scene is either imported (`shapes`), counted as deleted (`isDeleted`), or
+    counted in `skipped` by type -- unsupported types under their name, elements that cannot be
+    imported faithfully (a field of the wrong type, a non-finite number, missing geometry, a text
+    without text) under "invalid", with the first few reasons in `invalid`.
+    """
 
     shapes: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     deleted: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+    def skip(self, kind: str) -> None:
+        """Count one element skipped as `kind` (a type name, cut short; past MAX_SKIPPED_KINDS names, "other")."""
+        name = kind if len(kind) <= MAX_KIND else kind[: MAX_KIND - 1] + "…"
+        if name not in self.skipped and len(self.skipped.keys() - {"invalid", "other"}) >= MAX_SKIPPED_KINDS:
+            name = "other"
+        self.skipped[name] = self.skipped.get(name, 0) + 1
+
+    def reject(self, index: int, kind: str, reason: str) -> None:
+        """Count one element as invalid, keeping the first MAX_REASONS reasons."""
+        self.skipped["invalid"] = self.skipped.get("invalid", 0) + 1
+        if len(self.invalid) < MAX_REASONS:
+            label = f"element {index}" + (f" ({kind[:MAX_KIND]})" if kind else "")
+            self.invalid.append(f"{label}: {reason}")
 
 
-def _num(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+#: How many reasons for invalid elements an import reports, how many distinct skipped type names
+#: it lists (the rest are counted as "other"), and how much of a type name it quotes.
+MAX_REASONS = 20
+MAX_SKIPPED_KINDS = 20
+MAX_KIND = 40
+
+
+class _Invalid(ValueError):
+    """One element that cannot be imported faithfully; the message says why."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)  # raises OverflowError for an int beyond floats (a JSON 1e400 is inf)
+    except OverflowError:
+        return False
+
+
+def _number(el: dict[str, Any], name: str, default: float | None = None) -> float:
+    """Field `name` as a finite number; `default` when absent or null (required when None)."""
+    value = el.get(name)
+    if value is None:
+        if default is None:
+            raise _Invalid(f"{name} is missing")
         return default
+    if not _finite(value):
+        raise _Invalid(f"{name} must be a finite number, not {_show(value)}")
     return float(value)
 
 
+def _color(el: dict[str, Any], name: str, fallback: str) -> str:
+    value = el.get(name)
+    if value is None:
+        return fallback
+    if not isinstance(value, str):
+        raise _Invalid(f"{name} must be a string, not {_show(value)}")
+    return value or fallback
+
+
 def _r(value: float) -> float:
+    if abs(value) >= 1e15:  # beyond 1/100 precision anyway (and value * 100 could overflow)
+        return value
     return round(value * 100) / 100
 
 
-def _color(value: Any, fallback: str) -> str:
-    return value if isinstance(value, str) and value else fallback
-
-
 def _flat_points(points: Any) -> list[float]:
+    if not isinstance(points, list) or not points:
+        raise _Invalid(f"points must be a non-empty list of [x, y] pairs, not {_show(points)}")
     out: list[float] = []
-    if isinstance(points, list):
-        for p in points:
-            if isinstance(p, list) and len(p) >= 2:
-                x, y = _num(p[0], math.nan), _num(p[1], math.nan)
-                if math.isfinite(x) and math.isfinite(y):
-                    out += [_r(x), _r(y)]
-    return out or [0.0, 0.0]
+    for i, p in enumerate(points):
+        if not isinstance(p, list) or len(p) < 2 or not _finite(p[0]) or not _finite(p[1]):
+            raise _Invalid(f"point {i} must be [x, y] with finite numbers, not {_show(p)}")
+        out += [_r(float(p[0])), _r(float(p[1]))]
+    return out
 
 
 def _extent(points: list[float]) -> tuple[float, float]:
@@ -68,68 +128,123 @@ def _extent(points: list[float]) -> tuple[float, float]:
     return max(xs) - min(xs), max(ys) - min(ys)
 
 
+def _arrowhead(el: dict[str, Any], name: str, default: str | None) -> str | None:
+    if name not in el:
+        return default
+    value = el[name]
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"{name} must be a string or null, not {_show(value)}")
+    return value
+
+
+def _shape(el: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The board shape for one supported, not deleted element; _Invalid if it cannot be imported faithfully."""
+    x, y = _number(el, "x"), _number(el, "y")
+    sized = kind in ("rectangle", "ellipse", "diamond")
+    w = abs(_number(el, "width", None if sized else 0.0))
+    h = abs(_number(el, "height", None if sized else 0.0))
+    stroke_width = _number(el, "strokeWidth", 2.0)
+    if stroke_width < 0:
+        raise _Invalid(f"strokeWidth must be >= 0, not {_show(stroke_width)}")
+    base: dict[str, Any] = {
+        "x": _r(x),
+        "y": _r(y),
+        "w": _r(w),
+        "h": _r(h),
+        "rotation": _number(el, "angle", 0.0),
+        "stroke": _color(el, "strokeColor", "#1e1e1e"),
+        "fill": _color(el, "backgroundColor", "transparent"),
+        "width": stroke_width or 2.0,
+        "opacity": max(0.0, min(1.0, _number(el, "opacity", 100.0) / 100)),
+    }
+    if kind == "rectangle":
+        return {**base, "type": "rect"}
+    if kind == "ellipse":
+        return {**base, "type": "ellipse"}
+    if kind == "diamond":
+        pts = [_r(w / 2), 0.0, _r(w), _r(h / 2), _r(w / 2), _r(h), 0.0, _r(h / 2), _r(w / 2), 0.0]
+        return {**base, "type": "line", "points": pts}
+    if kind in ("line", "arrow", "freedraw"):
+        points = _flat_points(el.get("points"))
+        shape_type = "stroke" if kind == "freedraw" else kind
+        if kind == "arrow":
+            end = _arrowhead(el, "endArrowhead", "arrow")
+            start = _arrowhead(el, "startArrowhead", None)
+            if not end and start:  # only a start head: reverse so the head is at our end
+                pairs = [points[i : i + 2] for i in range(0, len(points), 2)][::-1]
+                points = [c for p in pairs for c in p]
+            elif not end and not start:
+                shape_type = "line"
+        ew, eh = _extent(points)
+        fill = base["fill"] if kind == "line" else "transparent"
+        return {**base, "type": shape_type, "points": points, "w": _r(ew), "h": _r(eh), "fill": fill}
+    # text
+    text = el.get("originalText") if isinstance(el.get("originalText"), str) else el.get("text")
+    if not isinstance(text, str):
+        raise _Invalid(f"text must be a string, not {_show(text)}")
+    if not text.strip():
+        raise _Invalid("text element without text")
+    font = _number(el, "fontSize", 20.0)
+    if font < 0:
+        raise _Invalid(f"fontSize must be > 0, not {_show(font)}")
+    font = font or 20.0
+    lines = text.split("\n")
+    tw = max(_r(w), _r(max(len(line) for line in lines) * font * 0.6))
+    th = max(_r(h), _r(len(lines) * font * LINE_HEIGHT))
+    return {**base, "type": "text", "text": text, "font": font, "fill": "transparent", "w": tw, "h": th}
+
+
 def from_scene(scene: Any) -> ImportedScene:
-    """Shapes of an Excalidraw scene; raises InvalidScene if it is not one."""
+    """Shapes of an Excalidraw scene; raises InvalidScene if it is not one.
+
+    Every element ends up imported, deleted or counted in `skipped` (see ImportedScene): none is
+    dropped silently, and none is imported with geometry or style it did not have.
+    """
     if not isinstance(scene, dict) or not isinstance(scene.get("elements"), list):
         raise InvalidScene('not an Excalidraw scene: expected a JSON object with an "elements" array')
     out = ImportedScene()
-    for el in scene["elements"]:
+    for index, el in enumerate(scene["elements"]):
         if not isinstance(el, dict):
-            out.skipped["invalid"] = out.skipped.get("invalid", 0) + 1
-            continue
-        if el.get("isDeleted"):
-            out.deleted += 1
+            out.reject(index, "", f"not a JSON object: {_show(el)}")
             continue
         kind = el.get("type")
-        if kind not in SUPPORTED:
-            name = kind if isinstance(kind, str) and kind else "unknown"
-            out.skipped[name] = out.skipped.get(name, 0) + 1
+        label = kind if isinstance(kind, str) else ""
+        deleted = el.get("isDeleted")
+        if deleted is not None and not isinstance(deleted, bool):
+            out.reject(index, label, f"isDeleted must be true or false, not {_show(deleted)}")
             continue
-        w, h = abs(_num(el.get("width"))), abs(_num(el.get("height")))
-        base: dict[str, Any] = {
-            "x": _r(_num(el.get("x"))),
-            "y": _r(_num(el.get("y"))),
-            "w": _r(w),
-            "h": _r(h),
-            "rotation": _num(el.get("angle")),
-            "stroke": _color(el.get("strokeColor"), "#1e1e1e"),
-            "fill": _color(el.get("backgroundColor"), "transparent"),
-            "width": _num(el.get("strokeWidth"), 2.0) or 2.0,
-            "opacity": max(0.0, min(1.0, _num(el.get("opacity"), 100.0) / 100)),
-        }
-        if kind == "rectangle":
-            out.shapes.append({**base, "type": "rect"})
-        elif kind == "ellipse":
-            out.shapes.append({**base, "type": "ellipse"})
-        elif kind == "diamond":
-            pts = [_r(w / 2), 0.0, _r(w), _r(h / 2), _r(w / 2), _r(h), 0.0, _r(h / 2), _r(w / 2), 0.0]
-            out.shapes.append({**base, "type": "line", "points": pts})
-        elif kind in ("line", "arrow", "freedraw"):
-            points = _flat_points(el.get("points"))
-            shape_type = "stroke" if kind == "freedraw" else kind
-            if kind == "arrow":
-                end = el.get("endArrowhead", "arrow")
-                start = el.get("startArrowhead")
-                if not end and start:  # only a start head: reverse so the head is at our end
-                    pairs = [points[i : i + 2] for i in range(0, len(points), 2)][::-1]
-                    points = [c for p in pairs for c in p]
-                elif not end and not start:
-                    shape_type = "line"
-            ew, eh = _extent(points)
-            fill = base["fill"] if kind == "line" else "transparent"
-            out.shapes.append({**base, "type": shape_type, "points": points, "w": _r(ew), "h": _r(eh), "fill": fill})
-        else:  # text
-            text = el.get("originalText") if isinstance(el.get("originalText"), str) else el.get("text")
-            if not isinstance(text, str) or not text.strip():
-                continue
-            font = _num(el.get("fontSize"), 20.0) or 20.0
-            lines = text.split("\n")
-            tw = max(_r(w), _r(max(len(line) for line in lines) * font * 0.6))
-            th = max(_r(h), _r(len(lines) * font * LINE_HEIGHT))
-            out.shapes.append(
-                {**base, "type": "text", "text": text, "font": font, "fill": "transparent", "w": tw, "h": th}
-            )
+        if deleted:
+            out.deleted += 1
+            continue
+        if not isinstance(kind, str) or not kind:
+            out.reject(index, "", f"type must be a non-empty string, not {_show(kind)}")
+            continue
+        if kind not in SUPPORTED:
+            out.skip(kind)
+            continue
+        try:
+            shape = _shape(el, kind)
+            bad = next((k for k, v in shape.items() if isinstance(v, float) and not math.isfinite(v)), None)
+            if bad is None and "points" in shape and not all(math.isfinite(p) for p in shape["points"]):
+                bad = "points"
+            if bad is not None:
+                raise _Invalid(f"geometry out of range ({bad} is not finite)")
+        except _Invalid as exc:
+            out.reject(index, kind, str(exc))
+            continue
+        out.shapes.append(shape)
     return out
+
+
+def _font_size(font: Any) -> float:
+    """A shape's `font` as Excalidraw's fontSize (a number): the size itself, or a leading number like "20px …"."""
+    if _finite(font):
+        return float(font)
+    if isinstance(font, str):
+        match = re.match(r"\s*(\d+(?:\.\d+)?)", font)
+        if match:
+            return float(match.group(1))
+    return 20.0
 
 
 def _seed() -> int:
@@ -173,7 +288,7 @@ def _text(
     el.update(
         text=text,
         originalText=text,
-        fontSize=s.get("font", 20),
+        fontSize=_font_size(s.get("font")),
         fontFamily=2,
         textAlign="left",
         verticalAlign="top",

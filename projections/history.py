@@ -142,7 +142,8 @@ class BoardHistory:
     async def resolve(self, board: str, version: int | None = None, at: float | None = None) -> int:
         """The version a request means: `version`, the last one at or before `at`, else the latest.
 
-        Raises BoardNotFound for a board without versions, VersionNotFound outside 1..latest.
+        Version 0 is the empty board (before version 1), as everywhere a version is accepted.
+        Raises BoardNotFound for a board without versions, VersionNotFound outside 0..latest.
         """
         head = await self.archive.head(board)
         if head == 0:
@@ -156,7 +157,7 @@ class BoardHistory:
             return found
         if version is None:
             return head
-        if version < 1 or version > head:
+        if version < 0 or version > head:
             raise VersionNotFound(f"board {board} has versions 1..{head}; there is no version {version}")
         return version
 

@@ -7,6 +7,7 @@ same with `--url` as with `--data-dir`: same checks, same messages, same output.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from engine.events import Event
@@ -15,6 +16,19 @@ from projections.history import BoardHistory, VersionInfo
 
 #: Largest page of versions.
 MAX_PAGE = 1000
+#: Integer parameters: ASCII digits, at most 18 of them (int() of thousands of digits raises, and
+#: Unicode digits such as "²" pass str.isdigit but not int()).
+_INT_TEXT = re.compile(r"\s*-?[0-9]{1,18}\s*")
+#: Longest `at` worth parsing (an ISO-8601 time with microseconds and a zone has 32 characters).
+MAX_TIME_TEXT = 64
+#: At most this much of a parameter is quoted back in an error.
+ECHO_LIMIT = 100
+
+
+def quote(value: Any) -> str:
+    """repr() of a parameter for an error message, cut to ECHO_LIMIT characters with '…'."""
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…"
 
 
 class BadParam(ValueError):
@@ -27,33 +41,38 @@ def parse_int(value: Any, name: str, minimum: int = 0) -> int:
         raise BadParam(f"{name} must be an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value):
         number = int(value)
     else:
-        raise BadParam(f"{name} must be an integer, not {value!r}")
+        raise BadParam(f"{name} must be an integer, not {quote(value)}")
     if number < minimum:
         raise BadParam(f"{name} must be >= {minimum}")
+    if number >= 10**18:
+        raise BadParam(f"{name} is out of range: {quote(number)}")
     return number
 
 
 def parse_time(raw: str) -> float:
     """An ISO-8601 time as a POSIX timestamp; a time without zone is UTC."""
     text = raw.strip()
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            when = dt.datetime.fromisoformat(text.replace(" ", "+"))  # a '+' in a URL query arrives as ' '
-        except ValueError:
-            raise BadParam(f"at must be an ISO-8601 time such as 2026-12-03T15:00:00Z, not {raw!r}") from None
+    when = None
+    if len(text) <= MAX_TIME_TEXT:
+        for candidate in (text, text.replace(" ", "+")):  # a '+' in a URL query arrives as ' '
+            try:
+                when = dt.datetime.fromisoformat(candidate)
+                break
+            except ValueError:
+                continue
+    if when is None:
+        raise BadParam(f"at must be an ISO-8601 time such as 2026-12-03T15:00:00Z, not {quote(raw)}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
 
 
 def version_or_at(version: Any, at: str | None) -> tuple[int | None, float | None]:
-    """The version a request asks for, `version` (>= 1) or `at` (a time), at most one of them."""
-    number = None if version is None else parse_int(version, "version", minimum=1)
+    """The version a request asks for, `version` (>= 0; 0 is the empty board) or `at` (a time), not both."""
+    number = None if version is None else parse_int(version, "version")
     if number is not None and at is not None:
         raise BadParam("give either version or at, not both")
     return number, None if at is None else parse_time(at)
@@ -111,5 +130,6 @@ def import_result(version: int, event: Event | None, imported: ImportedScene) ->
         "changed": event is not None,
         "imported": len(imported.shapes),
         "skipped": imported.skipped,
+        "invalid": imported.invalid,  # why the elements counted in skipped["invalid"] were (the first few)
         "deleted": imported.deleted,
     }

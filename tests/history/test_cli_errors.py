@@ -137,7 +137,7 @@ def test_url_and_data_dir_print_the_same(server: InkstreamServer) -> None:
         (["history", BOARD, "--after", "1", "--before", "2"], f"/api/boards/{BOARD}/versions?after=1&before=2"),
         (["history", "nosuchboard"], "/api/boards/nosuchboard/versions"),
         (["replay", BOARD, "--at", "notadate"], f"/api/boards/{BOARD}?at=notadate"),
-        (["replay", BOARD, "--version", "0"], f"/api/boards/{BOARD}?version=0"),
+        (["replay", BOARD, "--version", "-1"], f"/api/boards/{BOARD}?version=-1"),
         (["replay", BOARD, "--version", "9"], f"/api/boards/{BOARD}?version=9"),
         (["replay", BOARD, "--version", "1", "--at", "2026-01-01"], f"/api/boards/{BOARD}?version=1&at=2026-01-01"),
         (["export", BOARD, "--at", "1999-01-01T00:00:00Z"], f"/api/boards/{BOARD}/export?at=1999-01-01T00:00:00Z"),

@@ -90,7 +90,8 @@ def test_unknown_and_bad_versions(client: httpx.Client) -> None:
     build(client)
     for path in ("/api/boards/b", "/api/boards/b/state", "/api/boards/b/export"):
         assert client.get(path, params={"version": 11}).status_code == 404
-        assert client.get(path, params={"version": 0}).status_code == 400
+        assert client.get(path, params={"version": -1}).status_code == 400
+        assert client.get(path, params={"version": 0}).status_code == 200  # version 0: the empty board
         r = client.get(path, params={"version": "x"})
         assert r.status_code == 400 and r.json()["error"] == "bad_request" and r.json()["detail"]
     assert client.get("/api/boards/nope", params={"version": 1}).status_code == 404
@@ -165,7 +166,7 @@ async def test_restore_appends_one_update_and_clients_see_it_live(server: Inkstr
         # restoring again changes nothing
         again = (await client.post("/api/boards/b/restore", json={"version": 3})).json()
         assert again == {"version": 11, "restored": 3, "changed": False}
-        for bad in ({"version": 0}, {"version": "x"}, {}, [1]):
+        for bad in ({"version": -1}, {"version": "x"}, {}, [1]):
             assert (await client.post("/api/boards/b/restore", json=bad)).status_code == 400
         assert (await client.post("/api/boards/b/restore", json={"version": 99})).status_code == 404
         assert (await client.post("/api/boards/b/restore", content=b"{")).status_code == 400
