@@ -85,12 +85,24 @@ class Target:
     ready: Callable[[int], bool]
 
 
+#: --pin: the CPU the server under test (and every process it starts) runs on, and the CPUs left to
+#: the load generator. None: the scheduler places everything.
+SERVER_CPUS: set[int] | None = None
+LOADGEN_CPUS: set[int] | None = None
+
+
+def _on(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A Popen preexec_fn confining the child (before it execs, so all its threads) to `cpus`."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
 def _inkstream(port: int, work: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("inkstream")
     cmd = [exe] if exe else [sys.executable, "-m", "gateway"]
     return subprocess.Popen(
         [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / "data")],
         cwd=ROOT, stdout=open(work / "inkstream.log", "wb"), stderr=subprocess.STDOUT,
+        preexec_fn=_on(SERVER_CPUS),
     )
 
 
@@ -104,6 +116,7 @@ def _reference(port: int, work: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["node", str(server)], cwd=JS_DIR, env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port)},
         stdout=open(work / "reference.log", "wb"), stderr=subprocess.STDOUT,
+        preexec_fn=_on(SERVER_CPUS),
     )
 
 
@@ -112,6 +125,7 @@ def _pycrdt_ws(port: int, work: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, stdout=open(work / "pycrdt-ws.log", "wb"), stderr=subprocess.STDOUT,
+        preexec_fn=_on(SERVER_CPUS),
     )
 
 
@@ -154,7 +168,7 @@ def run_target(target: Target, args: argparse.Namespace, work: Path) -> dict[str
         ]
         cpu0, all0, t0 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
         out = subprocess.run(loadgen, cwd=ROOT, stdout=subprocess.PIPE, check=True,
-                             timeout=args.duration + args.drain + 180).stdout
+                             timeout=args.duration + args.drain + 180, preexec_fn=_on(LOADGEN_CPUS)).stdout
         cpu1, all1, t1 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
         result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
         result["server_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0))
@@ -201,12 +215,26 @@ drain period ends (lost, or later than the drain period).
 {table(headers, rows)}
 
 Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.
-CPU % is of one core (100 = one core busy; the machine has 2). The load generator shares the
-cores with the server: when its loop lag is high, part of the latency is the generator's, not the
-server's. "Other processes" is what the rest of the machine used during the run: when it is high,
+CPU % is of one core (100 = one core busy; the machine has {len(os.sched_getaffinity(0))}). {_placement(args)}
+"Other processes" is what the rest of the machine used during the run: when it is high,
 the run competed with unrelated work and its latencies are pessimistic. With --repeat the targets
 alternate (A B C A B C ...) so that background load hits each of them alike.
 """
+
+
+def _placement(args: argparse.Namespace) -> str:
+    """How the server and the load generator shared the CPUs (--pin)."""
+    if args.pin:
+        return (
+            f"Pinned (--pin): the server under test and every process it starts on CPU {min(SERVER_CPUS or {0})}, "
+            "the load generator on the others, as if on separate machines (inkstream's projector child "
+            "shares the server's CPU). The generator's own pauses (its loop lag) still reach every "
+            "target's latency alike."
+        )
+    return (
+        "Not pinned (--no-pin): the load generator shares the cores with the server, so part of the "
+        "latency is the scheduler trading the CPUs between them, and the generator's own loop lag."
+    )
 
 
 def main() -> None:
@@ -220,7 +248,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the targets, alternating")
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated: " + ", ".join(TARGETS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--pin", action=argparse.BooleanOptionalAction, default=len(os.sched_getaffinity(0)) >= 2,
+        help="server under test on the first CPU, load generator on the others, as if on separate "
+        "machines (default when there are 2+ CPUs; every target is treated the same)",
+    )
     args = parser.parse_args()
+    global SERVER_CPUS, LOADGEN_CPUS
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least 2 CPUs")
+        SERVER_CPUS, LOADGEN_CPUS = {cpus[0]}, set(cpus[1:])
     if args.rate == int(args.rate):
         args.rate = int(args.rate)
     names = args.only.split(",")

@@ -24,6 +24,7 @@ from engine.errors import (
     UpdateTooLarge,
     VersionNotFound,
 )
+from engine.events import author_name
 
 ECHO_LIMIT = 100
 DETAIL_LIMIT = 1000
@@ -66,6 +67,21 @@ def media_type(request: HTTPConnection) -> str:
     """The request's media type without parameters, lower-cased (media types are case-insensitive,
     RFC 9110 8.3.1): `Application/Octet-Stream; charset=binary` -> `application/octet-stream`."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def author(request: HTTPConnection) -> str | None:
+    """The author a request names (`X-Inkstream-User` header, else `?user=`), as provenance keeps it.
+
+    Header values arrive as bytes that Starlette decodes as Latin-1; clients send names in UTF-8
+    (`Zoë`), so a header that is valid UTF-8 is read as UTF-8.
+    """
+    header = request.headers.get("x-inkstream-user")
+    if header:
+        try:
+            header = header.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
+    return author_name(header or request.query_params.get("user"))
 
 
 def raw_segments(scope: Scope) -> list[str]:

@@ -18,7 +18,8 @@ from starlette.routing import Route
 from engine.adapters.sqlite_log import SqliteEventLog
 from engine.board_id import validate_board_id
 from engine.errors import InkstreamError, UpdateTooLarge
-from gateway.errors import bad_request, clip, error_body, error_response, raw_segments
+from engine.events import ANONYMOUS
+from gateway.errors import author, bad_request, clip, error_body, error_response, raw_segments
 from gateway.system import System
 from projections import excalidraw, svg
 from projections.excalidraw import InvalidScene
@@ -49,7 +50,7 @@ def history_for(system: System) -> BoardHistory:
 
 
 def _user(request: Request) -> str:
-    return request.headers.get("x-inkstream-user") or request.query_params.get("user") or "anonymous"
+    return author(request) or ANONYMOUS
 
 
 def _opt_int(request: Request, name: str, minimum: int = 0) -> int | None:

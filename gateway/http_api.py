@@ -13,8 +13,7 @@ from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
 from engine.model import render, summarize
 from engine.routing import preferred
 from gateway import history_api
-from gateway.errors import bad_request, clip, error_response, media_type
-from gateway.rooms import MAX_USER_NAME
+from gateway.errors import author, bad_request, clip, error_response, media_type
 from gateway.system import System
 
 OCTET = "application/octet-stream"
@@ -141,9 +140,7 @@ async def post_update(request: Request) -> Response:
         if not body:
             return bad_request("empty body: expected a Yjs update", reason="invalid_update")
         client = request.client.host if request.client else "http"
-        named = (request.headers.get("x-inkstream-user") or request.query_params.get("user") or "").strip()
-        user = named[:MAX_USER_NAME] or None
-        event = await system.service.submit(board_id, body, client_id=f"http:{client}", user=user)
+        event = await system.service.submit(board_id, body, client_id=f"http:{client}", user=author(request))
     except InkstreamError as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()
         return error_response(exc)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pycrdt import merge_updates
 
-from engine.events import MAX_USER_NAME, Event, author_name
+from engine.events import Event, author_name
 from engine.tasks import cancel_and_wait, start_eagerly
 from gateway import protocol
 
@@ -33,7 +33,6 @@ CLOSE_UNSUPPORTED = 1003
 
 _ids = itertools.count(1)
 
-__all__ = ["MAX_USER_NAME", "Connection", "Room"]
 MAX_MERGED_UPDATES = 256
 MAX_PARKED = 256  # updates one connection may have waiting for their dependencies
 MAX_PARKED_BYTES = 8 * 1024 * 1024  # queued updates one outbound frame may merge

@@ -364,3 +364,26 @@ def test_error_details_quote_at_most_a_little_of_the_input(server: InkstreamServ
         assert len(err["detail"]) <= 250, (path[:80], err["detail"][:300])
     status, body = raw(server, "POST", "/api/boards/quote/restore", json.dumps({"version": long}).encode())
     assert len(error_of(status, body)["detail"]) <= 250
+
+
+def test_author_names_from_http_lose_control_characters(client: httpx.Client) -> None:
+    """X-Inkstream-User (and ?user=) reach provenance cleaned, like WebSocket names
+    (engine.events.author_name): history listings print them in terminals."""
+    doc = Doc()
+    doc["shapes"] = shapes = Map()
+    shapes["s1"] = Map({"type": "rect", "x": 1.0})
+    r = client.post(
+        "/api/boards/http-dirty-author/updates",
+        content=doc.get_update(),
+        headers={"content-type": OCTET, "x-inkstream-user": "Zoë\t\u202e ok".encode()},  # UTF-8, as clients send
+    )
+    assert r.status_code == 200, r.text
+    shapes["s2"] = Map({"type": "rect", "x": 2.0})
+    r = client.post("/api/boards/http-dirty-author/updates?user=%07%0Abell", content=doc.get_update(),
+                    headers={"content-type": OCTET})
+    assert r.status_code == 200, r.text
+    versions = wait_until(
+        lambda: (page := client.get("/api/boards/http-dirty-author/versions").json())["versions"][1:] and page,
+        what="both versions projected",
+    )
+    assert [v["user"] for v in versions["versions"]] == ["Zoë ok", "bell"]
