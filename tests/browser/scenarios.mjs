@@ -17,6 +17,7 @@ if (!base) { console.error('usage: node scenarios.mjs BASE_URL [scenario ...]');
 const only = process.argv.slice(3)
 
 const FIXTURE = join(HERE, 'fixtures', 'sprint-planning.excalidraw')
+const INVALID_FIXTURE = join(HERE, 'fixtures', 'invalid-elements.excalidraw')
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) })
 const byType = (shapes) => shapes.reduce((m, s) => { m[s.type] = (m[s.type] || 0) + 1; return m }, {})
 const canon = (shapes) => JSON.stringify(shapes.map((s) => Object.fromEntries(Object.entries(s).sort())).sort((a, b) => (a.id < b.id ? -1 : 1)))
@@ -364,8 +365,57 @@ scenarios.importExport = async (browser, facts) => {
   }, text)
   const b2 = await waitFor(async () => { const x = await apiBoard(base, id2); return x && x.shapes.length >= 12 && x }, { what: 'dropped shapes on server' })
   facts.dropTypes = byType(b2.shapes)
+
+  // the same fixture through the server's import (POST /import): the same shapes as the web import
+  const srv = randomBoardId('import-srv')
+  facts.serverImport = await postImport(srv, readFileSync(FIXTURE, 'utf8'))
+  facts.webShapes = b.shapes
+  facts.serverShapes = (await apiBoard(base, srv)).shapes
+
+  // a scene mixing valid elements with malformed ones, through the file picker: the valid ones
+  // land exactly, nothing is made up, the user is told which were skipped and why -- and the
+  // server, given the same file, reaches the same verdicts with the same reasons
+  const id3 = randomBoardId('import-bad')
+  await openBoard(page, base, id3)
+  await page.setInputFiles('[data-testid="import-input"]', INVALID_FIXTURE)
+  const badReport = await page.waitForSelector('[data-testid="import-report"]')
+  await page.waitForTimeout(300) // the toast's entrance animation
+  await shot(page, 'import-invalid-report')
+  facts.invalidReport = {
+    text: await badReport.innerText(),
+    skipped: JSON.parse(await badReport.getAttribute('data-skipped')),
+    invalid: JSON.parse(await badReport.getAttribute('data-invalid')),
+    imported: Number(await badReport.getAttribute('data-imported')),
+    deleted: await page.evaluate(() => window.__inkstream.lastImport.deleted),
+    closable: !!(await badReport.$('[data-testid="toast-close"]'))
+  }
+  const b3 = await waitFor(async () => { const x = await apiBoard(base, id3); return x && x.shapes.length >= facts.invalidReport.imported && x }, { what: 'valid shapes on server' })
+  await page.waitForTimeout(500) // anything more (there should be nothing) would have arrived by now
+  facts.invalidWebShapes = (await apiBoard(base, id3)).shapes
+  facts.invalidBoardFirstRead = b3.shapes.length
+  const srvBad = randomBoardId('import-bad-srv')
+  facts.invalidServerImport = await postImport(srvBad, readFileSync(INVALID_FIXTURE, 'utf8'))
+  facts.invalidServerShapes = (await apiBoard(base, srvBad)).shapes
+  // "Show all" lists every reason (and keeps the toast up until it is closed)
+  await page.click('[data-testid="import-show-all"]')
+  await page.waitForTimeout(200)
+  facts.invalidReport.allReasons = await badReport.$$eval('.toast-reasons li', (els) => els.map((e) => e.textContent))
+  facts.invalidReport.moreAfterShowAll = await badReport.$eval('.toast-more', (e) => (e.hidden ? null : e.textContent))
+  await shot(page, 'import-invalid-report-all')
+  await page.waitForTimeout(15500) // past the toast's own timeout: still there
+  facts.invalidReport.keptOpen = (await page.$('[data-testid="import-report"]')) !== null
+  await page.click('[data-testid="toast-close"]')
+  await page.waitForTimeout(400)
+  facts.invalidReportClosed = (await page.$('[data-testid="import-report"]')) === null
   facts.errors = errors
   await ctx.close()
+}
+
+/** POST an .excalidraw file's text to the server's import; its JSON answer. */
+async function postImport (id, text) {
+  const r = await fetch(`${base}/api/boards/${id}/import`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text })
+  if (!r.ok) throw new Error(`POST /api/boards/${id}/import: ${r.status} ${await r.text()}`)
+  return r.json()
 }
 
 // Selection and editing: select, move, resize, duplicate, z-order, delete, styles, tools.

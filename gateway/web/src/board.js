@@ -8,10 +8,10 @@ import {
   snapshotShapes, FIELDS
 } from './model.js'
 import { drawShape, drawGrid, fontString, measureText, renderToCanvas, unionBounds, isClosed } from './render.js'
-import { importExcalidraw, exportExcalidraw, describeSkipped } from './excalidraw.js'
+import { importExcalidraw, exportExcalidraw, importSummary, roundCoord } from './excalidraw.js'
 import { exportSvg } from './svg.js'
 import { icon, LOGO } from './icons.js'
-import { h, toast, promptDialog, download } from './ui.js'
+import { h, toast, keepToast, promptDialog, download } from './ui.js'
 import { storedName, suggestName, setName, userColor, initials } from './user.js'
 import { createHistory, describeSummary } from './history.js'
 import { rememberBoard } from './boards.js'
@@ -2100,29 +2100,65 @@ export function mountBoard (root, boardId) {
     renderToCanvas(c, list, bounds, scale)
     c.toBlob((blob) => blob && download(`${fileBase()}.png`, blob), 'image/png')
   }
+  /** The toast after an import: what was imported, what was skipped and why (the first few reasons). */
+  function importReport (result, fileName) {
+    const sum = importSummary(result, fileName)
+    const all = importSummary(result, fileName, Infinity) // every reason the import kept (the first 20)
+    const list = h('ul', { class: 'toast-reasons' }, sum.reasons.map((line) => h('li', {}, line)))
+    const more = h('div', { class: 'toast-more' }, `…and ${sum.more} more`,
+      all.reasons.length > sum.reasons.length
+        ? h('button', {
+          class: 'toast-link',
+          type: 'button',
+          'data-testid': 'import-show-all',
+          onclick: () => {
+            keepToast(t)
+            list.replaceChildren(...all.reasons.map((line) => h('li', {}, line)))
+            more.replaceChildren(...(all.more > 0 ? [`…and ${all.more} more not listed`] : []))
+            more.hidden = all.more <= 0
+          }
+        }, 'Show all')
+        : null)
+    const detail = sum.notes.length
+      ? h('div', { class: 'toast-detail' },
+        sum.notes.map((line) => h('div', {}, line)),
+        sum.reasons.length ? list : null,
+        sum.more > 0 ? more : null)
+      : null
+    const t = toast(h('div', {}, h('div', { class: 'toast-title' }, sum.title), detail),
+      { kind: sum.kind, timeout: result.invalid.length ? 15000 : 7000, closable: !!detail })
+    t.dataset.testid = 'import-report'
+    t.dataset.imported = String(result.shapes.length)
+    t.dataset.skipped = JSON.stringify(result.skipped)
+    t.dataset.invalid = JSON.stringify(result.invalid)
+    window.__inkstream.lastImport = { imported: result.shapes.length, skipped: result.skipped, deleted: result.deleted, invalid: result.invalid }
+    return t
+  }
   async function importFile (file) {
     if (preview) { toast('You are viewing an old version — go back to live to import', { kind: 'warn' }); return }
     try {
       const text = await file.text()
-      const { shapes, skipped, deleted } = importExcalidraw(text)
-      if (!shapes.length) {
-        toast(`Nothing to import from ${file.name}` + (Object.keys(skipped).length ? ` (skipped: ${describeSkipped(skipped)})` : ''), { kind: 'warn' })
-        return
-      }
+      const result = importExcalidraw(text)
+      const { shapes } = result
+      if (!shapes.length) { importReport(result, file.name); return }
       flush()
       const fakes = shapes.map((f, i) => finishShape({ ...f, id: 'tmp' + i, points: f.points || null, text: f.text || '' }))
       const ib = unionBounds(fakes)
+      const boxOk = [ib.x, ib.y, ib.w, ib.h].every(Number.isFinite)
       let dx = 0; let dy = 0
-      if (cache.size) {
+      if (cache.size && boxOk) {
         const v = visibleWorld()
         dx = round(v.x + v.w / 2 - (ib.x + ib.w / 2)); dy = round(v.y + v.h / 2 - (ib.y + ib.h / 2))
+        // never move a shape out of the numbers (a scene far out is imported where it is)
+        if (!shapes.every((f) => Number.isFinite(f.x + dx) && Number.isFinite(f.y + dy))) { dx = 0; dy = 0 }
       }
       const keys = keysBetween(topZ(), null, shapes.length)
       const ids = []
       undo.stopCapturing()
       transact(() => {
         shapes.forEach((f, i) => {
-          const fields = newShapeFields(f.type, { ...f, x: round(f.x + dx), y: round(f.y + dy) }, style, userName)
+          const at = dx || dy ? { x: roundCoord(f.x + dx), y: roundCoord(f.y + dy) } : {}
+          const fields = newShapeFields(f.type, { ...f, ...at }, style, userName)
           const id = randomId()
           insertShape(shapesY, { ...fields, id, z: keys[i] })
           ids.push(id)
@@ -2131,14 +2167,8 @@ export function mountBoard (root, boardId) {
       undo.stopCapturing()
       setTool('select')
       setSelection(ids)
-      zoomToBounds({ x: ib.x + dx, y: ib.y + dy, w: ib.w, h: ib.h }, 1)
-      const skippedText = describeSkipped(skipped)
-      const msg = `Imported ${shapes.length} shape${shapes.length === 1 ? '' : 's'} from ${file.name}` + (skippedText ? ` · skipped unsupported: ${skippedText}` : '')
-      const t = toast(msg, { kind: skippedText ? 'warn' : 'success', timeout: 7000 })
-      t.dataset.testid = 'import-report'
-      t.dataset.imported = String(shapes.length)
-      t.dataset.skipped = JSON.stringify(skipped)
-      window.__inkstream.lastImport = { imported: shapes.length, skipped, deleted }
+      if (boxOk) zoomToBounds({ x: ib.x + dx, y: ib.y + dy, w: ib.w, h: ib.h }, 1)
+      importReport(result, file.name)
     } catch (err) {
       toast(`Could not import ${file.name}: ${err.message}`, { kind: 'error' })
     }

@@ -23,18 +23,30 @@ export function h (tag, attrs = {}, ...children) {
 }
 
 let toastHost = null
-export function toast (message, { kind = 'info', timeout = 4000 } = {}) {
+/** A message at the bottom of the screen (text or a node); `closable` adds a close button for long ones. */
+export function toast (message, { kind = 'info', timeout = 4000, closable = false } = {}) {
   if (!toastHost) {
     toastHost = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' })
     document.body.append(toastHost)
   }
-  const t = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast' }, message)
-  toastHost.append(t)
-  setTimeout(() => {
+  const leave = () => {
+    if (t.classList.contains('leaving')) return
     t.classList.add('leaving')
     setTimeout(() => t.remove(), 250)
-  }, timeout)
+  }
+  const close = closable
+    ? h('button', { class: 'toast-close', type: 'button', 'aria-label': 'Dismiss', title: 'Dismiss', 'data-testid': 'toast-close', onclick: leave }, '×')
+    : null
+  const t = h('div', { class: `toast toast-${kind}${closable ? ' toast-closable' : ''}`, 'data-testid': 'toast' }, message, close)
+  toastHost.append(t)
+  toastTimers.set(t, setTimeout(leave, timeout))
   return t
+}
+const toastTimers = new WeakMap()
+
+/** Keep a toast up until it is closed (someone is reading it). */
+export function keepToast (t) {
+  clearTimeout(toastTimers.get(t))
 }
 
 /** Modal prompt; resolves with the entered string or null. */
