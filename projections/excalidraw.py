@@ -4,6 +4,9 @@ The mapping mirrors the web app's (gateway/web/src/excalidraw.js): rectangle -> 
 ellipse, diamond -> a closed line, line / arrow -> line / arrow, freedraw -> stroke, text -> text.
 Other element types are skipped and reported. Stacking keys (`z`) follow the web app's fractional
 indexing (base-62 keys that sort as plain strings).
+
+The web app's import mirrors `from_scene` check by check, in the same order and with the same
+reasons: change both; tests/browser/test_import_parity.py compares them over hundreds of scenes.
 """
 
 from __future__ import annotations
