@@ -220,6 +220,25 @@ def render(doc: Doc[Any], board_id: str, version: int) -> dict[str, Any]:
     return render_board(plain(shapes_map(doc)), plain(meta_map(doc)), board_id, version)
 
 
+def dumps_json(value: Any) -> str:
+    """JSON text as the HTTP API writes it (Starlette's JSONResponse: compact, UTF-8 as is, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def render_body(doc: Doc[Any]) -> bytes:
+    """`render` of `doc` as JSON bytes without its id and version: ``"meta":{...},"shapes":[...]}``.
+
+    The part worth caching (it depends only on the Doc); `board_json` puts id and version in front.
+    """
+    text = dumps_json({"meta": render_meta(doc), "shapes": render_shapes(doc)})
+    return text[1:].encode()
+
+
+def board_json(board_id: str, version: int, body: bytes) -> bytes:
+    """The board as JSON bytes, exactly as `dumps_json(render(doc, board_id, version))`, from `render_body(doc)`."""
+    return b"".join((b'{"id":', dumps_json(board_id).encode(), b',"version":', str(int(version)).encode(), b",", body))
+
+
 def _doc_entry_is_shape(value: Any) -> bool:
     """`is_shape` of one entry of a Doc's `shapes` map, reading only its type (not the whole shape)."""
     if isinstance(value, Map):

@@ -124,6 +124,7 @@ def create_app(system: System) -> Starlette:
         Route("/api/boards", http_api.list_boards),
         Route("/api/boards/{board}", http_api.get_board),
         Route("/api/boards/{board}/state", http_api.get_state),
+        Route("/api/boards/{board}/thumbnail", http_api.get_thumbnail),
         Route("/api/boards/{board}/updates", http_api.post_update, methods=["POST"]),
         *history_api.routes(),
         Route("/api/cluster", http_api.cluster),

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from engine.board_id import validate_board_id
 from engine.errors import BoardNotFound, InkstreamError, UpdateTooLarge
-from engine.model import render, summarize
+from engine.model import board_json, summarize
 from engine.routing import preferred
 from gateway import history_api
 from gateway.errors import author, bad_request, clip, error_response, media_type
@@ -85,12 +85,37 @@ async def get_board(request: Request) -> Response:
         board = await _existing_board(system, request.path_params["board"])
     except InkstreamError as exc:
         return error_response(exc)
-    rendered = render(board.doc, board.board_id, board.version)
+    renders = board.renders
+    body = board.rendered()  # cached on the live board until its Doc changes
+    if board.renders != renders:
+        system.metrics.board_renders.inc()
     try:
-        rendered["version"] = await system.service.durable(board.board_id)  # serve only what the log has
+        version = await system.service.durable(board.board_id)  # serve only what the log has
     except InkstreamError as exc:
         return error_response(exc)
-    return JSONResponse(rendered)
+    return Response(board_json(board.board_id, version, body), media_type="application/json")
+
+
+async def get_thumbnail(request: Request) -> Response:
+    """The board's first shapes as the projector last stored them (projections.thumbnails); never loads the board.
+
+    `ETag` is the thumbnail's version: `If-None-Match` with it answers 304.
+    """
+    system = _system(request)
+    board_id = request.path_params["board"]
+    try:
+        validate_board_id(board_id)
+        thumbnail = await system.thumbnails.thumbnail(board_id)
+    except InkstreamError as exc:
+        return error_response(exc)
+    if thumbnail is None:
+        missing = f"board {board_id} has no thumbnail: it does not exist or is not projected yet"
+        return error_response(BoardNotFound(missing))
+    etag = f'W/"{thumbnail.version}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(thumbnail.body, media_type="application/json", headers=headers)
 
 
 async def get_state(request: Request) -> Response:

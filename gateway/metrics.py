@@ -37,6 +37,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.board_renders = Counter(
+            "inkstream_board_renders",
+            "Live boards rendered to JSON for GET /api/boards/{id} (the others were served from the cache)",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)

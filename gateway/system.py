@@ -35,6 +35,9 @@ class System:
     membership: Any = None  # engine.routing.Membership: this node alone, or etcd (gateway.membership)
     background: list[Any] = field(default_factory=list)  # more start()/close() parts, e.g. the fan-out
     awareness: Any = None  # distributed mode: relays presence between nodes (gateway.awareness_bus)
+    #: Where board thumbnails are read (`async thumbnail(board) -> projections.thumbnails.Thumbnail | None`):
+    #: the SQLite projection store, or MongoDB through projections.mongo_archive.MongoArchive.
+    thumbnails: Any = None
     rooms: dict[str, Room] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -119,6 +122,7 @@ def build_embedded(settings: Settings) -> System:
     else:
         projector = LocalProjector(event_log, store, checkpoint_every=settings.checkpoint_every)
     system = System(settings, event_log, store, service, metrics, projector, build_membership(settings, False))
+    system.thumbnails = store
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()
@@ -166,7 +170,9 @@ def build_distributed(settings: Settings) -> System:
     from projections.mongo_archive import MongoArchive
 
     # History (gateway.history_api.history_for): the event log for the newest versions, MongoDB for the rest.
-    system.history = BoardHistory(MongoArchive(event_log, mongo, archive))  # type: ignore[attr-defined]
+    mongo_archive = MongoArchive(event_log, mongo, archive)
+    system.history = BoardHistory(mongo_archive)  # type: ignore[attr-defined]
+    system.thumbnails = mongo_archive
 
     def accepted(_event: object, seconds: float) -> None:
         metrics.updates_accepted.inc()

@@ -13,6 +13,13 @@ versions *and* bytes: a new one is written once `checkpoint_every` versions have
 updates (or changes) since the last one add up to a quarter of its size. Replaying is then never
 much costlier than loading the checkpoint, and a board whose state is dominated by tombstones (a
 million moves) gets a few dozen checkpoints instead of a thousand copies of a large state.
+
+Thumbnails (projections.thumbnails, served by GET /api/boards/{id}/thumbnail): taken from the
+same plain board, written with the summaries but at most every `thumbnail_interval` seconds per
+board while it changes, and once more when it goes quiet (within that interval of its last
+update), so a busy board is not re-rendered every step. A board whose thumbnail is missing or older
+than its summary (a data dir from before thumbnails, a crash inside the interval) gets one when
+the projector starts.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from projections.changes import (
 from projections.history import BoardHistory
 from projections.sqlite_archive import SqliteArchive
 from projections.sqlite_store import BoardSummary, Checkpoint, PlainCheckpoint, SqliteProjectionStore
+from projections.thumbnails import INTERVAL_SECONDS as THUMBNAIL_SECONDS
+from projections.thumbnails import Thumbnail, from_plain
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,8 @@ class _Folded:
     plain_tail: int = 0  # encoded change bytes since it
     checkpoint_due: bool = False
     plain_due: bool = False
+    thumbnail_version: int = -1  # version of the last thumbnail written (-1: none by this projector)
+    thumbnail_at: float = float("-inf")  # monotonic time it was written
 
     def close(self) -> None:
         self.recorder.close()
@@ -92,6 +103,7 @@ class LocalProjector:
         cache_boards: int = 64,
         batch: int = 2000,
         step_interval: float = STEP_INTERVAL_SECONDS,
+        thumbnail_interval: float = THUMBNAIL_SECONDS,
     ) -> None:
         self.log = event_log
         self.store = store
@@ -100,6 +112,9 @@ class LocalProjector:
         self.cache_boards = cache_boards
         self.batch = batch
         self.step_interval = step_interval
+        self.thumbnail_interval = thumbnail_interval
+        self.thumbnail_seconds = 0.0  # CPU time spent rendering thumbnails (for measurements)
+        self.thumbnails_written = 0
         self.poll_seconds = quiet_seconds / 2  # longest wait for a commit notification before looking anyway
         self._docs: OrderedDict[str, _Folded] = OrderedDict()
         self._wake = asyncio.Event()
@@ -132,6 +147,11 @@ class LocalProjector:
             await self.recount_summaries()
         except Exception:
             log.exception("recounting old board summaries failed; each is corrected by its board's next update")
+        if not self._rewind:  # a refold writes every board's thumbnail anyway
+            try:
+                await self.backfill_thumbnails()
+            except Exception:
+                log.exception("writing missing thumbnails failed; each is written with its board's next update")
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -171,8 +191,30 @@ class LocalProjector:
             log.info("recounted the shapes of %d board summaries (non-shape entries are no longer counted)", len(fixed))
         return len(fixed)
 
+    async def backfill_thumbnails(self) -> int:
+        """Write the thumbnail of every projected board whose thumbnail is missing or older than its summary.
+
+        From the plain board at the summary's version (history's plain checkpoint + recorded
+        changes); returns how many were written.
+        """
+        stale = await self.store.stale_thumbnails()
+        if not stale:
+            return 0
+        history = BoardHistory(SqliteArchive(self.log, self.store))
+        written = 0
+        for board, version in stale.items():
+            try:
+                thumbnail = from_plain(board, version, await history.plain_at(board, version))
+            except Exception:
+                log.exception("cannot write the thumbnail of board %s; its next update does", board)
+                continue
+            await self.store.write(CURSOR, self.cursor, [], [], thumbnails=[thumbnail])
+            written += 1
+        log.info("wrote the missing thumbnails of %d boards", written)
+        return written
+
     async def step(self) -> bool:
-        """Fold one batch of the log (or write quiet checkpoints); return True if caught up."""
+        """Fold one batch of the log (or write quiet checkpoints and thumbnails); return True if caught up."""
         rows = await self.log.read_seq(self.cursor, self.batch)
         if not rows:
             await self._checkpoint_quiet()
@@ -202,7 +244,11 @@ class LocalProjector:
                 folded.plain_version, folded.plain_bytes, folded.plain_tail = folded.version, len(text), 0
                 folded.plain_due = False
         summaries = [self._summary(board, f) for board, f in touched.items()]
-        await self.store.write(CURSOR, rows[-1][0], summaries, checkpoints, versions, plains, rewind=self._rewind)
+        thumbnails = self._due_thumbnails()
+        await self.store.write(
+            CURSOR, rows[-1][0], summaries, checkpoints, versions, plains, rewind=self._rewind, thumbnails=thumbnails
+        )
+        self._thumbnails_written(thumbnails)
         self._rewind = False
         self.cursor = rows[-1][0]
         self._evict()
@@ -252,6 +298,34 @@ class LocalProjector:
         title, shapes = plain_summary(folded.plain)
         return BoardSummary(board, folded.version, folded.updated, title, shapes)
 
+    def _due_thumbnails(self) -> list[Thumbnail]:
+        """Thumbnails of boards changed since their last one, written at least `thumbnail_interval` ago.
+
+        Called every step (folding or caught up), so a board that went quiet gets its final
+        thumbnail within that interval of its last update, and one that changes after a quiet
+        spell gets it at the next step.
+        """
+        now = time.monotonic()
+        due = [
+            (b, f)
+            for b, f in self._docs.items()
+            if f.version > f.thumbnail_version and now - f.thumbnail_at >= self.thumbnail_interval
+        ]
+        if not due:
+            return []
+        started = time.process_time()
+        thumbnails = [from_plain(b, f.version, f.plain) for b, f in due]
+        self.thumbnail_seconds += time.process_time() - started
+        return thumbnails
+
+    def _thumbnails_written(self, thumbnails: list[Thumbnail]) -> None:
+        now = time.monotonic()
+        for t in thumbnails:
+            folded = self._docs.get(t.board)
+            if folded is not None:
+                folded.thumbnail_version, folded.thumbnail_at = t.version, now
+        self.thumbnails_written += len(thumbnails)
+
     async def _checkpoint_quiet(self) -> None:
         now = time.monotonic()
         quiet = [
@@ -259,18 +333,20 @@ class LocalProjector:
             for b, f in self._docs.items()
             if f.version > f.checkpointed and now - f.touched >= self.quiet_seconds
         ]
-        if not quiet:
+        thumbnails = self._due_thumbnails()
+        if not quiet and not thumbnails:
             return
         checkpoints = [Checkpoint(b, f.version, bytes(f.doc.get_update())) for b, f in quiet]
-        await self.store.write(CURSOR, self.cursor, [], checkpoints)
+        await self.store.write(CURSOR, self.cursor, [], checkpoints, thumbnails=thumbnails)
         for (_b, f), c in zip(quiet, checkpoints, strict=True):
             f.checkpointed, f.checkpoint_bytes, f.tail_bytes = f.version, len(c.state), 0
+        self._thumbnails_written(thumbnails)
 
     def _evict(self) -> None:
-        """Drop least recently used docs beyond the cache size; keep those with unwritten checkpoints."""
+        """Drop least recently used docs beyond the cache size; keep those with unwritten checkpoints or thumbnails."""
         excess = len(self._docs) - self.cache_boards
         if excess <= 0:
             return
-        clean = [b for b, f in self._docs.items() if f.version == f.checkpointed][:excess]
+        clean = [b for b, f in self._docs.items() if f.version == f.checkpointed == f.thumbnail_version][:excess]
         for board in clean:
             self._docs.pop(board).close()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from engine.errors import StorageUnavailable
 from engine.events import Event
 from projections.changes import Changes, PlainBoard
 from projections.history import ShapeTouch, VersionInfo, YjsCheckpoint, find_version_at
-from projections.mongo_store import MongoProjectionStore
+from projections.mongo_store import RETRYABLE, MongoProjectionStore
+from projections.thumbnails import Thumbnail
 
 
 class LiveLog(Protocol):
@@ -84,3 +86,11 @@ class MongoArchive:
     async def shape_history(self, board: str, shape: str, after: int, limit: int) -> list[ShapeTouch]:
         """Versions that touched one shape."""
         return await (await self.store()).shape_history(board, shape, after, limit)
+
+    async def thumbnail(self, board: str) -> Thumbnail | None:
+        """The board's thumbnail as the MongoDB projector stored it; StorageUnavailable if MongoDB cannot answer."""
+        store = await self.store()
+        try:
+            return await store.thumbnail(board)
+        except RETRYABLE as exc:
+            raise StorageUnavailable(f"reading the thumbnail from MongoDB failed: {exc}") from exc

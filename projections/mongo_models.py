@@ -12,6 +12,8 @@ Collections (one database, `settings.mongo_db`):
   JSON every K versions, unique on (board, version); ``shape_versions``: per (board, shape) and
   projector batch, the versions that touched the shape, unique on (board, shape, first version).
   History is complete up to the ``boards`` document's version (written after all of it).
+- ``thumbnails``: per board, its thumbnail (projections.thumbnails) as JSON bytes, written with
+  the board document (before it) and, like it, only moving forward.
 - ``projector_cursors``: per topic partition, the offset folded into MongoDB (for lag and resume checks).
 
 Every write is conditional on version, so a projection never goes backwards.
@@ -116,6 +118,17 @@ class ShapeVersions(Document):
         ]
 
 
+class ThumbnailDocument(Document):
+    """A board's thumbnail: the first shapes of its rendering as JSON (UTF-8), as of `version`."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]  # the board id
+    version: int
+    body: bytes
+
+    class Settings:
+        name = "thumbnails"
+
+
 class PartitionCursor(Document):
     """How far into one partition of the topic MongoDB has folded (the next offset to read)."""
 
@@ -136,5 +149,6 @@ DOCUMENT_MODELS: list[type[Document]] = [
     CheckpointDocument,
     PlainCheckpointDocument,
     ShapeVersions,
+    ThumbnailDocument,
     PartitionCursor,
 ]

@@ -20,6 +20,11 @@ JSON checkpoint is written every K versions next to the Yjs one. History is comp
 board document's version (`projected`): that document is written after the batch's archive and
 index, so no extra write per batch says how far history goes.
 
+Thumbnails (projections.thumbnails, GET /api/boards/{id}/thumbnail): each board document comes with
+its thumbnail, taken from the document's JSON rendering, in a collection of its own (a document
+holds 16 MiB: the board document already has the state and the full rendering), so thumbnails
+follow the board documents' interval.
+
 The folding (`Projector`) is independent of faust and of MongoDB (`ProjectionSink`), so it is
 unit-testable and the faust wiring (`create_app`) stays small.
 """
@@ -44,6 +49,7 @@ from engine.model import render
 from engine.retry import Backoff, retry
 from engine.wire import Headers, MalformedRecord, decode_key, decode_provenance
 from projections.changes import ChangeRecorder, Changes, PlainBoard, apply_changes, plain_board, plain_summary
+from projections.thumbnails import from_rendering
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ class Batch:
     plain_checkpoints: list[dict[str, Any]] = field(default_factory=list)
     shape_index: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (board, shape) -> document
     boards: list[dict[str, Any]] = field(default_factory=list)
+    thumbnails: list[dict[str, Any]] = field(default_factory=list)  # one per board document
     cursors: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
 
 
@@ -209,6 +216,7 @@ class Projector:
             now = self.clock()
             due = [f for f in touched.values() if now - f.written_at >= self.board_interval]
             batch.boards = [self._board_document(f) for f in due]
+            batch.thumbnails = [thumbnail_document(doc) for doc in batch.boards]
             await self._write(batch, f"writing {len(batch.archive)} updates to MongoDB")
             self._written(due, batch)
             self.stats.batch_written(len(records), len(batch.archive), time.perf_counter() - started)
@@ -225,7 +233,8 @@ class Projector:
                 if f.version > f.written and (force or now - f.written_at >= self.board_interval)
             ]
             if due:
-                batch = Batch(boards=[self._board_document(f) for f in due])
+                boards = [self._board_document(f) for f in due]
+                batch = Batch(boards=boards, thumbnails=[thumbnail_document(doc) for doc in boards])
                 await self._write(batch, f"writing {len(due)} board documents to MongoDB")
                 self._written(due, batch)
             self._evict()
@@ -360,6 +369,12 @@ class Projector:
             if board is None:
                 return  # every cached board has unwritten changes: keep them until the next flush
             self._boards.pop(board).recorder.close()  # MongoDB has it; reloaded on next use
+
+
+def thumbnail_document(board_document: dict[str, Any]) -> dict[str, Any]:
+    """The `thumbnails` document of a board document: its thumbnail JSON (projections.thumbnails) and version."""
+    thumbnail = from_rendering(board_document["content"])
+    return {"_id": thumbnail.board, "version": thumbnail.version, "body": thumbnail.body}
 
 
 def history_fields(changes: Changes) -> dict[str, Any]:

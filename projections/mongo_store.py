@@ -35,10 +35,12 @@ from projections.mongo_models import (
     PartitionCursor,
     PlainCheckpointDocument,
     ShapeVersions,
+    ThumbnailDocument,
     UpdateRecord,
 )
 from projections.mongo_projector import ArchivedUpdate, Batch, BoardState
 from projections.sqlite_store import BoardSummary, Checkpoint
+from projections.thumbnails import Thumbnail
 
 DUPLICATE_KEY = 11000
 
@@ -120,8 +122,9 @@ class MongoProjectionStore:
 
     async def write(self, batch: Batch) -> None:
         """Store a batch (all idempotent): the shape index, archive (with each version's changes) and
-        checkpoints first, then board documents (whose version is how far history is complete, see
-        `projected`), then cursors. One bulk write per collection."""
+        checkpoints first, then thumbnails, then board documents (whose version is how far history
+        is complete, see `projected`; a crash between the two rewrites both: the board is refolded
+        from its document), then cursors. One bulk write per collection."""
         if batch.shape_index:
             await self._insert_ignoring_duplicates(ShapeVersions, list(batch.shape_index.values()))
         if batch.archive:
@@ -130,6 +133,12 @@ class MongoProjectionStore:
             await self._insert_ignoring_duplicates(CheckpointDocument, batch.checkpoints)
         if batch.plain_checkpoints:
             await self._insert_ignoring_duplicates(PlainCheckpointDocument, batch.plain_checkpoints)
+        if batch.thumbnails:
+            ops = [
+                UpdateOne({"_id": doc["_id"], "version": {"$lt": doc["version"]}}, {"$set": doc}, upsert=True)
+                for doc in batch.thumbnails
+            ]
+            await self._bulk_ignoring_duplicates(ThumbnailDocument, ops)
         if batch.boards:
             # Conditional on version: a stale write matches nothing, its upsert hits the _id and is ignored.
             ops = [
@@ -201,6 +210,13 @@ class MongoProjectionStore:
         """The board's JSON rendering as projected (engine.model.render), None if unknown."""
         doc = await BoardDocument.get_pymongo_collection().find_one({"_id": board}, {"content": 1})
         return dict(doc["content"]) if doc is not None else None
+
+    async def thumbnail(self, board: str) -> Thumbnail | None:
+        """The board's thumbnail (projections.thumbnails) as projected, None if it has none (yet)."""
+        doc = await ThumbnailDocument.get_pymongo_collection().find_one({"_id": board})
+        if doc is None:
+            return None
+        return Thumbnail(board, int(doc["version"]), bytes(doc["body"]))
 
     async def read(self, board: str, after: int = 0, upto: int | None = None, limit: int | None = None) -> list[Event]:
         """Archived updates of `board` with after < version <= upto, in version order, at most `limit`."""

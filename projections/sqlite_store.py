@@ -1,4 +1,4 @@
-"""Embedded projections in SQLite: board checkpoints (compacted states) and board summaries."""
+"""Embedded projections in SQLite: board checkpoints (compacted states), board summaries and thumbnails."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from projections.changes import VersionRecord
+from projections.thumbnails import Thumbnail
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS plain_checkpoints (
     version  INTEGER NOT NULL,
     plain    TEXT    NOT NULL,
     PRIMARY KEY (board, version)
+);
+-- thumbnails (projections.thumbnails): per board, the first shapes of its rendering as JSON (UTF-8).
+CREATE TABLE IF NOT EXISTS thumbnails (
+    board    TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    body     BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cursors (
     name     TEXT PRIMARY KEY,
@@ -160,14 +167,24 @@ class SqliteProjectionStore:
         versions: list[VersionRecord] | None = None,
         plain_checkpoints: list[PlainCheckpoint] | None = None,
         rewind: bool = False,
+        thumbnails: list[Thumbnail] | None = None,
     ) -> None:
-        """Store summaries, checkpoints and history rows and advance the cursor, all in one transaction.
+        """Store summaries, checkpoints, history rows and thumbnails and advance the cursor, all in one transaction.
 
-        Every write is idempotent (rows are keyed by version; re-writes are ignored) and the cursor
-        only moves forward unless `rewind` (a history backfill) says otherwise.
+        Every write is idempotent (rows are keyed by version; re-writes are ignored; summaries and
+        thumbnails never go back to an older version) and the cursor only moves forward unless
+        `rewind` (a history backfill) says otherwise.
         """
         await asyncio.to_thread(
-            self._write, cursor_name, cursor, summaries, checkpoints, versions or [], plain_checkpoints or [], rewind
+            self._write,
+            cursor_name,
+            cursor,
+            summaries,
+            checkpoints,
+            versions or [],
+            plain_checkpoints or [],
+            rewind,
+            thumbnails or [],
         )
 
     def _write(
@@ -179,6 +196,7 @@ class SqliteProjectionStore:
         versions: list[VersionRecord],
         plain_checkpoints: list[PlainCheckpoint],
         rewind: bool,
+        thumbnails: list[Thumbnail] | None = None,
     ) -> None:
         assert self._conn is not None, "projection store is not open"
         with self._lock:
@@ -201,6 +219,13 @@ class SqliteProjectionStore:
                     "INSERT OR IGNORE INTO plain_checkpoints (board, version, plain) VALUES (?, ?, ?)",
                     [(c.board, c.version, c.plain) for c in plain_checkpoints],
                 )
+                if thumbnails:
+                    conn.executemany(
+                        "INSERT INTO thumbnails (board, version, body) VALUES (?, ?, ?) "
+                        "ON CONFLICT(board) DO UPDATE SET version = excluded.version, body = excluded.body "
+                        "WHERE excluded.version >= thumbnails.version",
+                        [(t.board, t.version, t.body) for t in thumbnails],
+                    )
                 conn.execute(
                     "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = "
                     + ("excluded.seq" if rewind else "max(cursors.seq, excluded.seq)"),
@@ -210,6 +235,23 @@ class SqliteProjectionStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    async def thumbnail(self, board: str) -> Thumbnail | None:
+        """The board's stored thumbnail (projections.thumbnails), None if it has none (yet)."""
+        rows = await asyncio.to_thread(self._run, "SELECT version, body FROM thumbnails WHERE board = ?", (board,))
+        if not rows:
+            return None
+        version, body = rows[0]
+        return Thumbnail(board, int(version), bytes(body))
+
+    async def stale_thumbnails(self) -> dict[str, int]:
+        """Board -> summary version, for boards whose thumbnail is missing or older than their summary."""
+        rows = await asyncio.to_thread(
+            self._run,
+            "SELECT b.board, b.version FROM boards b LEFT JOIN thumbnails t ON t.board = b.board "
+            "WHERE t.version IS NULL OR t.version < b.version",
+        )
+        return {str(board): int(version) for board, version in rows}
 
     # -- history reads (projections.sqlite_archive) ----------------------------------------------
 
