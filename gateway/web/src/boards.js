@@ -107,7 +107,8 @@ function card (b, withThumb) {
 
 async function drawThumb (id, canvas) {
   try {
-    const r = await fetch(`/api/boards/${encodeURIComponent(id)}`)
+    // The projector's stored preview: never loads the board into the gateway (may lag the live board).
+    const r = await fetch(`/api/boards/${encodeURIComponent(id)}/thumbnail`)
     if (!r.ok) return
     const data = await r.json()
     const list = (data.shapes || []).slice(0, 3000).map((s) => finishShape({
