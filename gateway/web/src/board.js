@@ -621,14 +621,17 @@ export function mountBoard (root, boardId) {
   const canvasPool = []
   let poolTimer = 0
   // Canvas drawing is recorded and rasterised lazily, at the latest on the first blit of the
-  // bitmap (measured: frames of 100 ms to 1 s at high zoom). Drawing one pixel of the bitmap into
-  // a 1x1 canvas makes it rasterise now, in the slice that drew it, without a pixel readback
-  // (getImageData, which Chrome warns about when repeated on a context without
-  // willReadFrequently — and willReadFrequently would keep the bitmaps off the GPU).
-  const flushCtx = document.createElement('canvas').getContext('2d')
+  // bitmap (measured: frames of 100 ms to 1 s at high zoom). Reading back one pixel of it makes
+  // it rasterise now, in the slice that drew it. The pixel is copied into a 1x1 canvas and read
+  // back there: a copy alone is recorded lazily too (it forced nothing: whole-board zoom fell from
+  // 60 to 47 fps, scene-cache builds 5x slower to first blit), and a readback on the bitmap's own
+  // context makes Chrome warn about repeated readbacks unless it is willReadFrequently, which would
+  // keep the big bitmaps off the GPU. The 1x1 canvas is willReadFrequently: it costs nothing there.
+  const flushCtx = document.createElement('canvas').getContext('2d', { willReadFrequently: true })
   flushCtx.canvas.width = flushCtx.canvas.height = 1
   function rasterizeNow (cc, y = 0) {
     flushCtx.drawImage(cc, 0, Math.min(y, cc.height - 1), 1, 1, 0, 0, 1, 1)
+    flushCtx.getImageData(0, 0, 1, 1)
   }
   function fillCanvasPool (W, H) {
     if (poolTimer) return
