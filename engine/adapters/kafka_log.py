@@ -331,11 +331,3 @@ class KafkaEventLog:
         except (RedisError, OSError, TimeoutError):
             return False
 
-    async def version_at(self, board: str, time_: float) -> int:
-        """The last version of `board` accepted at or before `time_` (from what the view keeps)."""
-        events: list[Any] = await self.views.range(board, 0, None, None)
-        version = 0
-        for event in events:
-            if event.provenance.time <= time_:
-                version = event.version
-        return version

@@ -355,14 +355,6 @@ class SqliteEventLog:
         rows = await asyncio.to_thread(self._query, "SELECT board, version, ts FROM heads ORDER BY board", ())
         return [BoardHead(str(b), int(v), float(t)) for b, v, t in rows]
 
-    async def version_at(self, board: str, time_: float) -> int:
-        """The last version of `board` accepted at or before `time_` (0 if none)."""
-        rows = await asyncio.to_thread(
-            self._query, "SELECT max(version) FROM events WHERE board = ? AND ts <= ?", (board, time_)
-        )
-        value = rows[0][0] if rows else None
-        return int(value) if value is not None else 0
-
     async def writable(self) -> bool:
         """True when the log is open for appends, the last commit succeeded and the file is writable."""
         alive = self._writer is not None or (self._thread is not None and self._thread.is_alive())
