@@ -118,7 +118,7 @@ def projector(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         log_level=args.log_level,
     )
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.configure_logging()
     config = ProjectorConfig(
         kafka_bootstrap=settings.kafka_bootstrap,
         topic=settings.kafka_topic,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(
             host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync, log_level=args.log_level
         )
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings.configure_logging()
         from gateway.server import run_loop
 
         run_loop(serve(settings), settings.event_loop)

@@ -90,10 +90,6 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     )
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the chosen distributed subcommand."""
     require_distributed(args.command)
@@ -112,7 +108,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     from gateway.server import check_listen
 
     check_listen(settings.host, settings.port)
-    _logging(settings)
+    settings.configure_logging()
 
     async def serve() -> None:
         from gateway.app import create_app
@@ -143,7 +139,7 @@ def run_processor(args: argparse.Namespace) -> int:
     from engine.stream.processor import Processor, ProcessorConfig
 
     settings = _settings(args)
-    _logging(settings)
+    settings.configure_logging()
     config = ProcessorConfig(
         kafka_bootstrap=settings.kafka_bootstrap,
         kafka_topic=settings.kafka_topic,
@@ -209,7 +205,7 @@ def run_cluster(args: argparse.Namespace) -> int:
 
     for i in range(args.gateways):
         check_listen(settings.host, args.base_port + i)
-    _logging(settings)
+    settings.configure_logging()
     children = _children(args)
     stopping = False
 

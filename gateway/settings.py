@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -71,6 +72,10 @@ class Settings:
         settings = replace(cls(**values), **{k: v for k, v in overrides.items() if v is not None})
         settings.check()
         return settings
+
+    def configure_logging(self) -> None:
+        """Log to stderr at this process's level, in the one format every Inkstream service uses."""
+        logging.basicConfig(level=self.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def check(self) -> None:
         """Refuse settings that cannot work (SystemExit with the setting's name), before anything starts."""
