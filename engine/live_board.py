@@ -31,7 +31,6 @@ class LiveBoard:
         #: Bumped by every transaction that changes the Doc: what a cached rendering is keyed on.
         self.revision = 0
         self._rendered: tuple[int, bytes] | None = None  # (revision, engine.model.render_body at it)
-        self.renders = 0  # renderings made (the others were served from the cache)
         self._subscription: Any = doc.observe(self._on_transaction)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
@@ -42,15 +41,15 @@ class LiveBoard:
             self.revision += 1
             self._rendered = None  # free it at once: the next read renders anew
 
-    def rendered(self) -> bytes:
-        """`engine.model.render_body` of the Doc, rendered once per revision (a 5,000-shape board: ~100 ms)."""
+    def rendered(self) -> tuple[bytes, bool]:
+        """(`engine.model.render_body` of the Doc, whether it was rendered now rather than cached):
+        rendered once per revision (a 5,000-shape board: ~100 ms)."""
         cached = self._rendered
         if cached is not None and cached[0] == self.revision:
-            return cached[1]
+            return cached[1], False
         body = render_body(self.doc)
         self._rendered = (self.revision, body)
-        self.renders += 1
-        return body
+        return body, True
 
     def apply(self, update: bytes, limits: Limits) -> bytes | None:
         """Validate and apply a client update; return the delta to log, or None if it changed nothing."""

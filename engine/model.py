@@ -139,6 +139,7 @@ def _finite(value: Any) -> bool:
 
 
 def _of(value: Any, kinds: tuple[type, ...]) -> bool:
+    # Not isinstance() inline: with a runtime tuple of types mypy would narrow `value` to `object`.
     return isinstance(value, kinds)
 
 

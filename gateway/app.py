@@ -22,7 +22,7 @@ from gateway import history_api, http_api
 from gateway.errors import clip, error_body, error_response, raw_segments
 from gateway.rooms import CLOSE_BAD_REQUEST
 from gateway.system import System
-from gateway.ws import _close_and_drain, board_socket
+from gateway.ws import board_socket, close_and_drain
 
 STATIC = Path(__file__).parent / "static"
 INDEX = STATIC / "app" / "index.html"
@@ -89,7 +89,7 @@ async def socket_elsewhere(websocket: WebSocket) -> None:
     """
     await websocket.accept()
     reason = f"no WebSocket endpoint at {clip(websocket.url.path, 40)}; boards are at /ws/BOARD_ID"
-    await _close_and_drain(websocket, CLOSE_BAD_REQUEST, reason)
+    await close_and_drain(websocket, CLOSE_BAD_REQUEST, reason)
 
 
 async def websocket_over_http(request: Request) -> Response:

@@ -85,9 +85,8 @@ async def get_board(request: Request) -> Response:
         board = await _existing_board(system, request.path_params["board"])
     except InkstreamError as exc:
         return error_response(exc)
-    renders = board.renders
-    body = board.rendered()  # cached on the live board until its Doc changes
-    if board.renders != renders:
+    body, rendered_now = board.rendered()  # cached on the live board until its Doc changes
+    if rendered_now:
         system.metrics.board_renders.inc()
     try:
         version = await system.service.durable(board.board_id)  # serve only what the log has

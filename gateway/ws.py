@@ -58,13 +58,13 @@ async def board_socket(websocket: WebSocket) -> None:
         validate_board_id(board_id)
     except InvalidBoardId as exc:
         system.metrics.updates_rejected.labels(exc.reason).inc()
-        await _close_and_drain(websocket, CLOSE_BAD_REQUEST, f"invalid board id: {exc}")
+        await close_and_drain(websocket, CLOSE_BAD_REQUEST, f"invalid board id: {exc}")
         return
     # `token` is reserved for authentication; it is accepted and ignored until auth lands.
     try:
         board = await system.service.open(board_id)
     except InkstreamError as exc:
-        await _close_and_drain(websocket, CLOSE_INTERNAL, f"cannot load board: {exc}")
+        await close_and_drain(websocket, CLOSE_INTERNAL, f"cannot load board: {exc}")
         return
     system.service.retain(board_id)
 
@@ -112,7 +112,7 @@ async def board_socket(websocket: WebSocket) -> None:
         system.metrics.connections.dec()
 
 
-async def _close_and_drain(websocket: WebSocket, code: int, reason: str) -> None:
+async def close_and_drain(websocket: WebSocket, code: int, reason: str) -> None:
     """Close with a code and reason, then read until the client answers the close.
 
     Returning right after sending the close would let the kernel reset the connection when the

@@ -113,7 +113,6 @@ class LocalProjector:
         self.batch = batch
         self.step_interval = step_interval
         self.thumbnail_interval = thumbnail_interval
-        self.thumbnail_seconds = 0.0  # CPU time spent rendering thumbnails (for measurements)
         self.thumbnails_written = 0
         self.poll_seconds = quiet_seconds / 2  # longest wait for a commit notification before looking anyway
         self._docs: OrderedDict[str, _Folded] = OrderedDict()
@@ -313,10 +312,7 @@ class LocalProjector:
         ]
         if not due:
             return []
-        started = time.process_time()
-        thumbnails = [from_plain(b, f.version, f.plain) for b, f in due]
-        self.thumbnail_seconds += time.process_time() - started
-        return thumbnails
+        return [from_plain(b, f.version, f.plain) for b, f in due]
 
     def _thumbnails_written(self, thumbnails: list[Thumbnail]) -> None:
         now = time.monotonic()

@@ -18,11 +18,10 @@ projector with the board document (its board interval). Thumbnails follow the pr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from engine.model import is_shape, render_shape
+from engine.model import dumps_json, is_shape, render_shape
 
 #: Most shapes a thumbnail lists (the web app draws at most this many).
 MAX_SHAPES = 3000
@@ -39,11 +38,6 @@ class Thumbnail:
     board: str
     version: int
     body: bytes
-
-
-def _dumps(value: Any) -> str:
-    # As Starlette's JSONResponse writes JSON (compact, UTF-8 as is).
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def first_shapes_plain(shapes: Any, limit: int = MAX_SHAPES) -> tuple[list[dict[str, Any]], bool]:
@@ -73,14 +67,14 @@ def encode(board: str, version: int, shapes: list[dict[str, Any]], truncated: bo
     """The thumbnail of `board` at `version` from rendered shapes in stacking order (at most MAX_SHAPES used)."""
     if len(shapes) > MAX_SHAPES:
         shapes, truncated = shapes[:MAX_SHAPES], True
-    text = _dumps({"id": board, "version": version, "shapes": shapes, "truncated": truncated})
+    text = dumps_json({"id": board, "version": version, "shapes": shapes, "truncated": truncated})
     body = text.encode()
     if len(body) > MAX_BYTES:  # rare (huge strokes or images): keep the shapes that fit
-        head = _dumps({"id": board, "version": version})[:-1] + ',"shapes":['
+        head = dumps_json({"id": board, "version": version})[:-1] + ',"shapes":['
         size = len(head.encode()) + len('],"truncated":true}')
         kept: list[str] = []
         for shape in shapes:
-            part = _dumps(shape)
+            part = dumps_json(shape)
             size += len(part.encode()) + 1
             if size > MAX_BYTES:
                 break
@@ -97,5 +91,4 @@ def from_plain(board: str, version: int, plain: Any) -> Thumbnail:
 
 def from_rendering(content: dict[str, Any]) -> Thumbnail:
     """The thumbnail of a board rendering (`engine.model.render`: {"id", "version", "meta", "shapes"})."""
-    shapes = content.get("shapes") or []
-    return encode(str(content["id"]), int(content["version"]), shapes[:MAX_SHAPES], len(shapes) > MAX_SHAPES)
+    return encode(str(content["id"]), int(content["version"]), content.get("shapes") or [], False)

@@ -12,9 +12,10 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,21 @@ class InkstreamServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@pytest.fixture
+async def archive(tmp_path: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """An open embedded event log and projection store in a fresh directory: (SqliteEventLog, SqliteProjectionStore)."""
+    from engine.adapters.sqlite_log import SqliteEventLog
+    from projections.sqlite_store import SqliteProjectionStore
+
+    log = SqliteEventLog(tmp_path / "events.db")
+    store = SqliteProjectionStore(tmp_path / "projections.db")
+    await log.start()
+    await store.start()
+    yield log, store
+    await log.close()
+    await store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -78,17 +77,6 @@ def _workload(rng: random.Random, edits: int) -> Recorded:
         else:
             move(r.doc, ids[rng.randrange(len(ids))], rng.random(), rng.random())
     return r
-
-
-@pytest.fixture
-async def archive(tmp_path: Path) -> AsyncIterator[tuple[SqliteEventLog, SqliteProjectionStore]]:
-    log = SqliteEventLog(tmp_path / "events.db")
-    store = SqliteProjectionStore(tmp_path / "projections.db")
-    await log.start()
-    await store.start()
-    yield log, store
-    await log.close()
-    await store.close()
 
 
 async def _project(log: SqliteEventLog, store: SqliteProjectionStore, every: int) -> LocalProjector:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,17 +84,6 @@ def test_board_json_is_the_rendering_as_the_api_writes_it() -> None:
 # -- the embedded projector -----------------------------------------------------------------------
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteEventLog, SqliteProjectionStore]]:
-    log = SqliteEventLog(tmp_path / "events.db")
-    store = SqliteProjectionStore(tmp_path / "projections.db")
-    await log.start()
-    await store.start()
-    yield log, store
-    await log.close()
-    await store.close()
-
-
 class Writer:
     def __init__(self) -> None:
         self.doc: Doc = Doc()
@@ -115,9 +102,9 @@ async def thumbnail_of(store: SqliteProjectionStore, board: str) -> dict[str, An
 
 
 async def test_projector_writes_thumbnails_throttled_and_when_quiet(
-    stores: tuple[SqliteEventLog, SqliteProjectionStore],
+    archive: tuple[SqliteEventLog, SqliteProjectionStore],
 ) -> None:
-    log, store = stores
+    log, store = archive
     projector = LocalProjector(log, store, thumbnail_interval=3600.0)  # nothing is due twice within the test
     writer = Writer()
     await log.append("b", writer.add("s1", "a1"), Provenance(time.time(), "c", "u"))
@@ -142,9 +129,9 @@ async def test_projector_writes_thumbnails_throttled_and_when_quiet(
 
 
 async def test_projector_backfills_missing_and_stale_thumbnails(
-    stores: tuple[SqliteEventLog, SqliteProjectionStore],
+    archive: tuple[SqliteEventLog, SqliteProjectionStore],
 ) -> None:
-    log, store = stores
+    log, store = archive
     writer = Writer()
     for i in range(3):
         await log.append("old", writer.add(f"s{i}", f"a{i}"), Provenance(time.time(), "c", "u"))
