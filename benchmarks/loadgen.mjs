@@ -2,13 +2,14 @@
 // Live-delivery load generator: N boards x M real y-websocket clients x R updates/s per client.
 //
 //   node benchmarks/loadgen.mjs --url ws://127.0.0.1:8000/ws --boards 20 --clients 5 --rate 10 \
-//        --duration 30 [--drain 20] [--prefix run1] [--label inkstream]
+//        --duration 30 [--drain 20] [--prefix run1] [--label inkstream] [--samples FILE]
 //
 // Every update is one transaction on root Y.Map `lg`: key `${from}:${seq}` -> {t, from, seq}, `t`
 // the send time (performance.timeOrigin + performance.now(); one process, so one clock). Every
 // other client of the board records t_receive - t when the update arrives. After the run, sending
 // stops and each client must end up holding every update of its board; what is still missing
-// after the drain period is counted as lost. Prints one JSON object on stdout.
+// after the drain period is counted as lost. Prints one JSON object on stdout; --samples also writes
+// every latency sample (ms, float32 little-endian) to FILE, so runs can be pooled (benchmarks/run.py).
 //
 // Load-generator cost: all clients share one Node process and one event loop (the machine has
 // 2 cores that the server under test also needs). We report the generator's CPU use and its
@@ -16,6 +17,7 @@
 // Needs `npm ci` in tests/js (the Yjs stack is imported from there).
 
 import { parseArgs } from 'node:util'
+import { writeFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 process.setMaxListeners(0) // every WebsocketProvider adds a process 'exit' listener
@@ -31,7 +33,8 @@ const { values: opt } = parseArgs({
     drain: { type: 'string', default: '20' },
     'sync-timeout': { type: 'string', default: '60' },
     prefix: { type: 'string', default: `lg${Date.now().toString(36)}` },
-    label: { type: 'string', default: '' }
+    label: { type: 'string', default: '' },
+    samples: { type: 'string' }
   }
 })
 if (!opt.url) {
@@ -156,6 +159,7 @@ for (const c of clients) {
 }
 
 const sorted = lat.subarray(0, nlat).sort()
+if (opt.samples) writeFileSync(opt.samples, new Float32Array(sorted))
 const pct = (p) => (nlat ? sorted[Math.min(nlat - 1, Math.floor((p / 100) * nlat))] : null)
 const sent = clients.reduce((a, c) => a + c.sent, 0)
 const result = {

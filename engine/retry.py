@@ -50,6 +50,11 @@ async def retry(
         try:
             return await operation()
         except retry_on as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled while the operation ran, and a client library reported it as its own error
+                # (a cancelled RPC): stop, or whoever cancelled us waits for a loop that never ends.
+                raise asyncio.CancelledError() from exc
             failures += 1
             if on_error is not None:
                 on_error(exc, failures)

@@ -68,17 +68,11 @@ async def board_socket(websocket: WebSocket) -> None:
         return
     system.service.retain(board_id)
 
-    async def send(frame: bytes) -> None:
-        await websocket.send_bytes(frame)
-
-    async def close(code: int, reason: str) -> None:
-        await websocket.close(code, reason)
-
     conn = Connection(
         board_id,
         _user(websocket),
-        send,
-        close,
+        websocket.send_bytes,
+        websocket.close,
         max_queue=settings.max_send_queue,
         max_queue_bytes=settings.max_send_queue_bytes,
         keepalive_seconds=settings.keepalive_seconds,
@@ -164,7 +158,7 @@ async def _on_frame(
     inflight: deque[asyncio.Future[Event | None]],
 ) -> None:
     """Handle one client frame; bad input closes the connection with a code and a reason."""
-    limits = system.settings.limits
+    limits = system.service.limits  # built once (Settings.limits makes a new one per call)
     if frame is None:
         _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
         return

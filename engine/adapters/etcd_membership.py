@@ -29,6 +29,7 @@ from engine.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 PREFIX = "inkstream/gateways/"
+CLOSE_SECONDS = 2.0  # the longest any etcd call on the way out may take (cancelling the watch, revoking, closing)
 
 #: What a call to etcd can fail with that is worth retrying.
 ETCD_ERRORS: tuple[type[Exception], ...] = (aetcd.exceptions.ClientError, OSError, TimeoutError)
@@ -94,12 +95,12 @@ class EtcdMembership:
         self._tasks = []
         if self._lease is not None:
             try:
-                await asyncio.wait_for(self._client.revoke_lease(self._lease.id), timeout=2)
+                await asyncio.wait_for(self._client.revoke_lease(self._lease.id), timeout=CLOSE_SECONDS)
             except ETCD_ERRORS as exc:  # asyncio.TimeoutError is TimeoutError on 3.11
                 log.warning("could not revoke etcd lease (it will expire in %ss): %s", self.ttl, exc)
             self._lease = None
-        with contextlib.suppress(*ETCD_ERRORS):
-            await self._client.close()
+        with contextlib.suppress(*ETCD_ERRORS):  # bounded like every call on the way out: a hung close
+            await asyncio.wait_for(self._client.close(), timeout=CLOSE_SECONDS)  # must not hang the caller
 
     async def _register(self) -> None:
         lease = await self._client.lease(self.ttl)
@@ -155,7 +156,7 @@ class EtcdMembership:
                         self._lease = None  # the keepalive loop registers again
         finally:
             with contextlib.suppress(*ETCD_ERRORS):
-                await watch.cancel()
+                await asyncio.wait_for(watch.cancel(), timeout=CLOSE_SECONDS)
         raise aetcd.exceptions.ClientError("etcd watch ended")  # re-sync and watch again
 
     def _parse(self, value: bytes) -> Member | None:

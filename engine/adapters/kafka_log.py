@@ -330,4 +330,3 @@ class KafkaEventLog:
             return await asyncio.wait_for(self.views.views_ready(), timeout=1.0)
         except (RedisError, OSError, TimeoutError):
             return False
-
