@@ -15,10 +15,28 @@
 // 2 cores that the server under test also needs). We report the generator's CPU use and its
 // event-loop lag so a latency number can be told apart from a generator that fell behind.
 // Needs `npm ci` in tests/js (the Yjs stack is imported from there).
+//
+// Its own garbage collector was most of every server's latency tail: the clients' Y.Docs keep
+// every update (~100 MB after 30 s), so V8 ran a major GC every ~3 s, and its incremental marking
+// steps (up to 24 ms each) delayed the deliveries then in flight by 20-150 ms -- bursts that decided
+// a round's p99 for whichever server happened to be measured (traced with --trace-gc: every burst
+// of late deliveries lined up with a Mark-Compact). So the generator runs itself with an old space
+// big enough for a run (no major GC in 30 s) and a larger young generation (fewer scavenges).
 
 import { parseArgs } from 'node:util'
 import { writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+
+const HEAP_FLAGS = ['--initial-old-space-size=1024', '--max-semi-space-size=32']
+if (!process.execArgv.some((a) => a.startsWith('--initial-old-space-size'))) {
+  // V8 sizes its heap at start-up only: run again with the flags, passing signals and the exit status on.
+  const child = spawn(process.execPath, [...HEAP_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' })
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
+  const code = await new Promise((resolve) => child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0))))
+  process.exit(code)
+}
 
 process.setMaxListeners(0) // every WebsocketProvider adds a process 'exit' listener
 const { Y, WebsocketProvider, WebSocket } = await import(new URL('../tests/js/deps.mjs', import.meta.url))

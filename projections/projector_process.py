@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adapters.sqlite_log import SqliteEventLog
+from engine.priority import yield_to_live_work
 from engine.tasks import cancel_and_wait
 from projections.sqlite_store import SqliteProjectionStore
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = ProjectorConfig.from_json(args.config)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops us
+    yield_to_live_work()  # before any thread starts (they inherit it): the gateway preempts us at once
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s [projector] %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_child(config, args.alive_fd))

@@ -32,6 +32,7 @@ from typing import Any
 from engine.adapters.data_dir_lock import DataDirLock, lock_data_dir
 from engine.errors import StorageUnavailable
 from engine.events import BoardHead, Event, Provenance
+from engine.priority import yield_to_live_work
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class SqliteEventLog:
         PASSIVE never waits for (or blocks) the writer or readers; the WAL is reused from its start
         once a checkpoint caught up, so it stays small.
         """
+        yield_to_live_work()  # this thread only: commits and deliveries on the event loop come first
         conn = _connect(self.path, self.fsync)
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):

@@ -93,3 +93,24 @@ def test_projector_child_exits_with_its_gateway(tmp_path: Path) -> None:
             wait_until(lambda: not _alive(child), timeout=10, what=f"the projector to exit after {ending}")  # noqa: B023
         finally:
             server.stop()
+
+
+def _threads(pid: int) -> list[int]:
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
+def test_background_work_yields_the_cpu_to_the_gateway(inkstream_server: InkstreamServer) -> None:
+    """The projector child (every thread of it) and the gateway's WAL checkpointer run SCHED_IDLE,
+    so the gateway's event loop (a normal thread) preempts them whenever it wakes (engine.priority)."""
+    server = inkstream_server
+    assert server.proc is not None
+    wait_until(lambda: len(_children(server.proc.pid)) == 1, what="the projector child process")
+    [child] = _children(server.proc.pid)
+    # (once it has started: its interpreter lowers its priority first thing, before any thread starts)
+    wait_until(lambda: {os.sched_getscheduler(t) for t in _threads(child)} == {os.SCHED_IDLE}, what="SCHED_IDLE")
+    version = _post_shape(server, "priority", Doc(), "a")  # work for it: the threads it starts inherit it
+    wait_until(lambda: _projected(server, "priority") >= version, what="the shape projected")
+    assert {os.sched_getscheduler(t) for t in _threads(child)} == {os.SCHED_IDLE}
+    gateway = {t: os.sched_getscheduler(t) for t in _threads(server.proc.pid)}
+    assert gateway[server.proc.pid] == os.SCHED_OTHER  # the main thread: the event loop
+    assert os.SCHED_IDLE in gateway.values()  # the checkpointer
