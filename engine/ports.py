@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -25,12 +26,20 @@ class EventLog(Protocol):
         """Flush what is pending and release resources."""
 
     def append(
-        self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True
-    ) -> Awaitable[Event]:
-        """Durably append one update; the awaitable gives it back with its version. Only then is it accepted.
+        self,
+        board: str,
+        update: bytes,
+        provenance: Provenance,
+        wait_for_version: bool = True,
+        then: Callable[[asyncio.Future[Event]], None] | None = None,
+    ) -> asyncio.Future[Event]:
+        """Durably append one update; the future gives it back with its version. Only then is it accepted.
 
-        An `async def` implements this; so does a plain method returning a future (the SQLite log),
-        which spares the live path a task per update. The update is queued in call order either way.
+        A plain method returning a future (a task, for a log whose append is a coroutine), so the
+        update is queued in call order and the live path needs no task per update where the log can
+        avoid one (SQLite). `then(future)`, if given, runs once the future is settled: the SQLite
+        log calls it in the very loop iteration of the commit, which is what puts a broadcast right
+        after the commit rather than one loop iteration later.
 
         With `wait_for_version=False` it returns as soon as the update is durable (accepted), and the
         Event's version is VERSION_PENDING (0) if the log assigns versions later: the distributed log

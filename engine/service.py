@@ -224,14 +224,16 @@ class BoardService:
         slot.last_active = time.monotonic()
         provenance = Provenance(time=self.clock(), client_id=client_id, user=user or ANONYMOUS)
         started = time.perf_counter()
-        try:  # a future as it is (the SQLite log), a coroutine as a task (the Kafka log)
-            append: asyncio.Future[Event] = asyncio.ensure_future(
-                self.log.append(board.board_id, delta, provenance, wait_for_version=wait_for_version)
-            )
+
+        def then(done: asyncio.Future[Event]) -> None:
+            self._appended(slot, done, result, origin, started)
+
+        try:
+            self.log.append(board.board_id, delta, provenance, wait_for_version=wait_for_version, then=then)
         except InkstreamError as exc:  # the log refused at once (closed): same path as a failed append
-            append = loop.create_future()
-            append.set_exception(exc)
-        append.add_done_callback(lambda done: self._appended(slot, done, result, origin, started))
+            failed: asyncio.Future[Event] = loop.create_future()
+            failed.set_exception(exc)
+            failed.add_done_callback(then)
         return result
 
     def _after_durable(self, slot: _Slot, result: asyncio.Future[Event | None]) -> None:
@@ -249,6 +251,16 @@ class BoardService:
                 result.set_result(None)
 
         pending.add_done_callback(settle)
+
+    def when_durable(self, board_id: str) -> asyncio.Future[None]:
+        """A future that resolves once every update applied to the live board so far is in the log
+        (StorageUnavailable if one could not be stored): `durable` for callers that cannot wait."""
+        slot = self._slots.get(board_id)
+        if slot is None:
+            raise StorageUnavailable(f"board {board_id} was unloaded; retry")
+        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._after_durable(slot, result)  # type: ignore[arg-type]
+        return result
 
     async def durable(self, board_id: str) -> int:
         """Wait until every update applied to the live board so far is in the log; return its version then.

@@ -22,6 +22,7 @@ import uvicorn
 
 from engine.tasks import cancel_and_wait
 from gateway.settings import EVENT_LOOPS, Settings
+from gateway.ws_direct import InkstreamWebSocketProtocol
 
 
 class _Server(uvicorn.Server):
@@ -39,7 +40,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str | None = None, port: 
         host=host or settings.host,
         port=port or settings.port,
         http="httptools",
-        ws="websockets-sansio",
+        ws=InkstreamWebSocketProtocol,  # Uvicorn's "websockets-sansio" plus the endpoint's direct lane
         # The server's own cap only guards memory: it closes with 1009 and no reason, which
         # y-websocket clients retry forever. Frames between the app's limit and this one get our
         # 4413 with a reason.

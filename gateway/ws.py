@@ -36,6 +36,7 @@ from gateway.rooms import (
     Room,
 )
 from gateway.system import System
+from gateway.ws_direct import DIRECT_LANE, DirectLane
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ async def board_socket(websocket: WebSocket) -> None:
         return
     system.service.retain(board_id)
 
+    lane: DirectLane | None = (websocket.scope.get("extensions") or {}).get(DIRECT_LANE)
     conn = Connection(
         board_id,
         _user(websocket),
@@ -76,6 +78,7 @@ async def board_socket(websocket: WebSocket) -> None:
         max_queue=settings.max_send_queue,
         max_queue_bytes=settings.max_send_queue_bytes,
         keepalive_seconds=settings.keepalive_seconds,
+        write_now=lane.write if lane is not None else None,
     )
     room = system.rooms.get(board_id)
     if room is None:
@@ -92,7 +95,7 @@ async def board_socket(websocket: WebSocket) -> None:
     if present is not None:
         conn.send(present)
     try:
-        await _receive_loop(websocket, system, conn, room)
+        await _receive_loop(websocket, system, conn, room, lane)
     finally:
         room.leave(conn)
         await conn.stop()
@@ -122,10 +125,33 @@ async def close_and_drain(websocket: WebSocket, code: int, reason: str) -> None:
         pass
 
 
-async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, room: Room) -> None:
+async def _receive_loop(
+    websocket: WebSocket, system: System, conn: Connection, room: Room, lane: DirectLane | None
+) -> None:
     inflight: deque[asyncio.Future[Event | None]] = deque()
     conn.retry_parked = lambda: _retry_parked(system, conn, inflight)
     loop = asyncio.get_running_loop()
+    waiting = False  # the loop below waits for the log before reading on (backpressure)
+
+    def direct(frame: bytes) -> bool:
+        """A message straight from the socket (gateway.ws_direct), handled now; False: the ASGI way."""
+        if waiting:
+            return False  # behind the one the loop holds: keep the order
+        if conn.closed.is_set():
+            return True  # closing: ignored, as in the loop below
+        while inflight and inflight[0].done():
+            inflight.popleft()
+        if len(inflight) >= MAX_INFLIGHT:
+            return False  # the loop reads it and then waits for the log
+        try:
+            _on_frame(system, conn, room, frame, inflight)
+        except Exception:  # a bug, not bad input: this connection ends (as an ASGI app crash would end it)
+            log.exception("closing %s on board %s: handling a frame failed", conn.id, conn.board_id)
+            conn.close(CLOSE_INTERNAL, "internal error")
+        return True
+
+    if lane is not None:
+        lane.deliver_to(direct)
     try:
         async with asyncio.timeout(None) as deadline:
             # Once we close the connection, the client has CLOSE_GRACE_SECONDS to answer the close
@@ -137,10 +163,20 @@ async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, 
                     return
                 if conn.closed.is_set():
                     continue  # closing: ignore what the client still sends until it answers the close
-                await _on_frame(system, conn, room, message.get("bytes"), inflight)
+                _on_frame(system, conn, room, message.get("bytes"), inflight)
+                while inflight and inflight[0].done():
+                    inflight.popleft()
+                if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
+                    waiting = True
+                    try:
+                        await asyncio.wait([inflight[0]])
+                    finally:
+                        waiting = False
     except (WebSocketDisconnect, TimeoutError):
         return
     finally:
+        if lane is not None:
+            lane.deliver_to(None)
         # Let accepted-but-not-yet-durable updates finish: their broadcast happens when they do.
         for future in inflight:
             if not future.done():
@@ -150,14 +186,14 @@ async def _receive_loop(websocket: WebSocket, system: System, conn: Connection, 
                     pass
 
 
-async def _on_frame(
+def _on_frame(
     system: System,
     conn: Connection,
     room: Room,
     frame: bytes | None,
     inflight: deque[asyncio.Future[Event | None]],
 ) -> None:
-    """Handle one client frame; bad input closes the connection with a code and a reason."""
+    """Handle one client frame, without waiting; bad input closes the connection with a code and a reason."""
     limits = system.service.limits  # built once (Settings.limits makes a new one per call)
     if frame is None:
         _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
@@ -175,7 +211,7 @@ async def _on_frame(
         _reject(system, conn, "protocol", CLOSE_BAD_REQUEST, f"malformed message: {exc}")
         return
     if isinstance(decoded, protocol.SyncMessage):
-        await _on_sync(system, conn, decoded, inflight)
+        _on_sync(system, conn, decoded, inflight)
     elif isinstance(decoded, protocol.AwarenessMessage):
         room.apply_awareness(conn, decoded)
     elif decoded.kind == protocol.MSG_QUERY_AWARENESS:
@@ -184,14 +220,14 @@ async def _on_frame(
             conn.send(present)
 
 
-async def _on_sync(
+def _on_sync(
     system: System, conn: Connection, message: protocol.SyncMessage, inflight: deque[asyncio.Future[Event | None]]
-) -> bool:
-    """Handle one sync message; return False if the connection was closed."""
+) -> None:
+    """Handle one sync message."""
     board = system.service.loaded_board(conn.board_id)
     if board is None:
         conn.close(CLOSE_INTERNAL, "board was reset; reconnect to resync")
-        return False
+        return
     if message.step == protocol.SYNC_STEP1:
         started = time.perf_counter()
         try:
@@ -200,25 +236,37 @@ async def _on_sync(
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
             _reject(system, conn, "invalid_state_vector", CLOSE_BAD_REQUEST, "sync step 1 has an invalid state vector")
-            return False
+            return
         system.metrics.join_seconds.observe(time.perf_counter() - started)
-        try:
-            await system.service.durable(conn.board_id)  # never serve what the log does not have yet
-        except StorageUnavailable as exc:
-            conn.close(CLOSE_INTERNAL, str(exc))
-            return False
-        conn.send(reply)
-        return True
+        _send_when_durable(system, conn, reply)
+        return
     # STEP2 and UPDATE both carry an update to accept.
     if not _submit(system, conn, board, message.payload, inflight):
-        return False
+        return
     if conn.parked:
         _retry_parked(system, conn, inflight)
-    while inflight and inflight[0].done():
-        inflight.popleft()
-    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
-        await asyncio.wait([inflight[0]])
-    return True
+
+
+def _send_when_durable(system: System, conn: Connection, reply: bytes) -> None:
+    """Send `reply` (read from the live board) once the log has everything it includes: never serve
+    what a crash could still take back. Frames sent meanwhile (broadcasts) may go out before it."""
+    try:
+        durable = system.service.when_durable(conn.board_id)
+    except StorageUnavailable as exc:
+        conn.close(CLOSE_INTERNAL, str(exc))
+        return
+
+    def send(done: asyncio.Future[None]) -> None:
+        error = StorageUnavailable("cancelled") if done.cancelled() else done.exception()
+        if error is not None:
+            conn.close(CLOSE_INTERNAL, str(error))
+        else:
+            conn.send(reply)
+
+    if durable.done():
+        send(durable)
+    else:
+        durable.add_done_callback(send)
 
 
 def _submit(

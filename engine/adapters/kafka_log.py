@@ -26,6 +26,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -193,8 +194,22 @@ class KafkaEventLog:
 
     # -- append ----------------------------------------------------------------------------------
 
-    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
-        """Produce the update; once the broker acked it and the processor folded it, return its Event.
+    def append(
+        self,
+        board: str,
+        update: bytes,
+        provenance: Provenance,
+        wait_for_version: bool = True,
+        then: Callable[[asyncio.Future[Event]], None] | None = None,
+    ) -> asyncio.Future[Event]:
+        """Produce the update (a task, started now: call order is produce order); `then` runs when it is settled."""
+        task = asyncio.ensure_future(self._append(board, update, provenance, wait_for_version))
+        if then is not None:
+            task.add_done_callback(then)
+        return task
+
+    async def _append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool) -> Event:
+        """Once the broker acked the update and the processor folded it, its Event.
 
         With `wait_for_version=False`, return at the broker's ack (the update is accepted then) with
         version VERSION_PENDING; the record then names no waiting gateway, so the processor sends no

@@ -75,6 +75,7 @@ class _Pending:
     provenance: Provenance
     future: asyncio.Future[Event]
     loop: asyncio.AbstractEventLoop
+    then: Callable[[asyncio.Future[Event]], None] | None = None  # EventLog.append's `then`
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
@@ -186,15 +187,22 @@ class SqliteEventLog:
         self._listeners.append(listener)
 
     def append(
-        self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True
+        self,
+        board: str,
+        update: bytes,
+        provenance: Provenance,
+        wait_for_version: bool = True,
+        then: Callable[[asyncio.Future[Event]], None] | None = None,
     ) -> asyncio.Future[Event]:
         """Queue the update for the next group commit; the future resolves once it is durable (with its version).
 
         A plain method returning a future, not a coroutine: the live path then needs no task per update.
+        `then(future)` runs right after the commit settles it, in the same loop iteration (a done
+        callback would run one iteration later, behind whatever else is ready by then).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Event] = loop.create_future()
-        pending = _Pending(board, update, provenance, future, loop)
+        pending = _Pending(board, update, provenance, future, loop, then)
         if self._writer is not None:
             self._batch.append(pending)
             if not self._flush_scheduled:
@@ -213,12 +221,12 @@ class SqliteEventLog:
         self._flush_scheduled = False
         batch, self._batch = self._batch, []
         if self._writer is None:
-            _settle([(item.future, None) for item in batch], StorageUnavailable("the event log is closed"))
+            _settle([(item, None) for item in batch], StorageUnavailable("the event log is closed"))
             return
         for i in range(0, len(batch), MAX_BATCH):
             part = batch[i : i + MAX_BATCH]
             events, error = self._commit(self._writer, part)
-            _settle(list(zip((item.future for item in part), _outcomes(events, part), strict=True)), error)
+            _settle(list(zip(part, _outcomes(events, part), strict=True)), error)
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database file every CHECKPOINT_SECONDS, off the event loop.
@@ -392,15 +400,17 @@ def _outcomes(events: list[Event] | None, batch: list[_Pending]) -> list[Event |
 
 def _settle_batch(done: list[tuple[_Pending, Event | None]], error: BaseException | None) -> None:
     """From the writer thread: resolve a commit's futures with one wake-up of each waiting loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Event], Event | None]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, Event | None]]] = {}
     for item, event in done:
-        by_loop.setdefault(item.loop, []).append((item.future, event))
-    for loop, futures in by_loop.items():
-        loop.call_soon_threadsafe(_settle, futures, error)
+        by_loop.setdefault(item.loop, []).append((item, event))
+    for loop, items in by_loop.items():
+        loop.call_soon_threadsafe(_settle, items, error)
 
 
-def _settle(futures: list[tuple[asyncio.Future[Event], Event | None]], error: BaseException | None) -> None:
-    for future, event in futures:
+def _settle(done: list[tuple[_Pending, Event | None]], error: BaseException | None) -> None:
+    """Resolve each append's future, then run its `then` (on the loop that appended it)."""
+    for item, event in done:
+        future = item.future
         if future.done():
             continue
         if error is not None:
@@ -408,3 +418,8 @@ def _settle(futures: list[tuple[asyncio.Future[Event], Event | None]], error: Ba
         else:
             assert event is not None
             future.set_result(event)
+        if item.then is not None:
+            try:
+                item.then(future)
+            except Exception:
+                log.exception("event log: a commit callback failed")

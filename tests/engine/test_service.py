@@ -2,7 +2,7 @@
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +123,19 @@ class FailingLog:
     def __init__(self, real: SqliteEventLog) -> None:
         self.real = real
 
-    async def append(self, board: str, update: bytes, provenance: Provenance, wait_for_version: bool = True) -> Event:
-        raise StorageUnavailable("disk full")
+    def append(
+        self,
+        board: str,
+        update: bytes,
+        provenance: Provenance,
+        wait_for_version: bool = True,
+        then: Callable[[asyncio.Future[Event]], None] | None = None,
+    ) -> asyncio.Future[Event]:
+        failed: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        failed.set_exception(StorageUnavailable("disk full"))
+        if then is not None:
+            failed.add_done_callback(then)
+        return failed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -229,3 +229,36 @@ async def test_a_second_writer_process_is_refused_and_readers_are_not(tmp_path: 
     assert holder.stdin is not None
     holder.stdin.close()
     holder.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_then_runs_as_the_commit_settles_not_a_loop_iteration_later(tmp_path: Path, fsync: bool) -> None:
+    """`then` is what the live path broadcasts from: it runs when the commit settles the future, before
+    anything scheduled on the loop by then (a done callback of the same future, say), with the event."""
+    log = SqliteEventLog(tmp_path / "events.db", fsync=fsync)
+    await log.start()
+    order: list[str] = []
+    try:
+        futures = []
+        for i in range(3):
+            future = log.append("a", bytes([i]), _prov(i), then=lambda f: order.append(f"then v{f.result().version}"))
+            future.add_done_callback(lambda f: order.append(f"done v{f.result().version}"))
+            futures.append(future)
+        await asyncio.gather(*futures)
+        assert order == ["then v1", "then v2", "then v3", "done v1", "done v2", "done v3"]
+    finally:
+        await log.close()
+
+
+async def test_then_hears_of_a_failed_commit(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    await log.start()
+    await log.append("a", b"x", _prov())
+    _foreign_insert(tmp_path / "events.db", "a", 2, b"theirs")  # the next commit collides on (board, version)
+    errors: list[BaseException | None] = []
+    try:
+        with pytest.raises(StorageUnavailable):
+            await log.append("a", b"mine", _prov(1), then=lambda f: errors.append(f.exception()))
+        assert len(errors) == 1 and isinstance(errors[0], StorageUnavailable)
+    finally:
+        await log.close()
