@@ -13,9 +13,10 @@ The lane, offered to the endpoint as `scope["extensions"][DIRECT_LANE]`, skips b
 - `deliver_to(handler)` hands each complete binary message to `handler(data)` from the protocol's
   `data_received`, as long as nothing is queued for the endpoint's `receive()` ahead of it; a
   handler that returns False (the message needs to wait for something) sends that message, and
-  everything after it until the queue is empty again, the ASGI way, in order. The lane cannot see
-  when the endpoint has finished with a message it took from `receive()`: until then the handler
-  itself declines, or a message could overtake it.
+  everything after it until the queue is empty again, the ASGI way, in order; so do the messages
+  of one read beyond DIRECT_PER_READ. The lane cannot see when the endpoint has finished with a
+  message it took from `receive()`: until then the handler itself declines, or a message could
+  overtake it.
 
 Everything else -- the handshake, pings, fragmented messages, the closing handshake, limits -- is
 still the `websockets` protocol's. Without this protocol (a test client, another ASGI server) the
@@ -31,6 +32,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 DIRECT_LANE = "inkstream.direct_lane"
+
+#: Messages of one read handed to the handler; the rest of that read queue up for `receive()`, which
+#: takes one per loop iteration, so one client's burst (a read holds up to 256 KiB: thousands of
+#: small updates) cannot keep every other connection waiting until all of it is handled.
+DIRECT_PER_READ = 32
 
 _BINARY = 0x82  # FIN + opcode 2; a server's frames are not masked
 
@@ -66,6 +72,11 @@ class InkstreamWebSocketProtocol(WebSocketsSansIOProtocol):
     """`websockets-sansio` plus the direct lane; used by every Inkstream HTTP process (gateway/server.py)."""
 
     direct_handler: Callable[[bytes], bool] | None = None
+    _direct_budget = DIRECT_PER_READ
+
+    def data_received(self, data: bytes) -> None:
+        self._direct_budget = DIRECT_PER_READ
+        super().data_received(data)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -96,9 +107,11 @@ class InkstreamWebSocketProtocol(WebSocketsSansIOProtocol):
             and self.curr_msg_data_type == "bytes"
             and not self.close_sent
             and self.queue.empty()  # nothing ahead of this message on the ASGI road: order is kept
+            and self._direct_budget > 0
         ):
             data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
             if handler(data):
+                self._direct_budget -= 1
                 self.frames = []
                 return
         super().send_receive_event_to_app()

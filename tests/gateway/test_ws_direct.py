@@ -8,6 +8,8 @@ it declines do, in order with everything after them; frames written through the 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +21,7 @@ from websockets.asyncio.client import connect
 
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
-from gateway.ws_direct import DIRECT_LANE, DirectLane, binary_frame_header
+from gateway.ws_direct import DIRECT_LANE, DIRECT_PER_READ, DirectLane, binary_frame_header
 from tests.conftest import free_port
 
 seen: dict[str, object] = {}
@@ -59,7 +61,8 @@ async def _handle(websocket: WebSocket, lane: DirectLane, data: bytes) -> None:
         await websocket.close(4000, "bye")
         seen["after_close"] = lane.write(b"too late")
         return
-    await asyncio.sleep(0.2)  # a slow ASGI handler: what arrives meanwhile must not overtake it
+    if data.startswith(b"x"):
+        await asyncio.sleep(0.2)  # a slow ASGI handler: what arrives meanwhile must not overtake it
     await websocket.send_bytes(b"asgi:" + data)
 
 
@@ -90,15 +93,12 @@ async def test_taken_and_declined_messages_keep_their_order() -> None:
     async with _server() as url, connect(url) as ws:
         await ws.send(b"d1")
         assert await asyncio.wait_for(ws.recv(), 5) == b"direct:d1"
-        # x2 is declined; d3 right behind it is queued after it (same read) or declined (x2 is being handled).
-        await ws.send(b"x2")
-        await ws.send(b"d3")
+        await ws.send(b"x2")  # declined; its handler takes 0.2 s
         await asyncio.sleep(0.05)
-        await ws.send(b"d4")  # alone, while x2 is being handled (queue empty): the handler declines it
-        replies = [await asyncio.wait_for(ws.recv(), 5) for _ in range(3)]
-        assert replies == [b"asgi:x2", b"asgi:d3", b"asgi:d4"]
-        await ws.send(b"d5")  # all handled: direct again
-        assert await asyncio.wait_for(ws.recv(), 5) == b"direct:d5"
+        await ws.send(b"d3")  # read while x2 is being handled (nothing queued): the handler must decline it
+        assert [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)] == [b"asgi:x2", b"asgi:d3"]
+        await ws.send(b"d4")  # all handled: direct again
+        assert await asyncio.wait_for(ws.recv(), 5) == b"direct:d4"
 
 
 async def test_lane_frames_arrive_whole_and_nothing_is_written_after_the_close() -> None:
@@ -109,3 +109,29 @@ async def test_lane_frames_arrive_whole_and_nothing_is_written_after_the_close()
         await asyncio.wait_for(ws.wait_closed(), 5)
         assert ws.close_code == 4000 and ws.close_reason == "bye"
     assert seen["after_close"] is False
+
+
+async def test_one_read_hands_at_most_direct_per_read_messages_to_the_handler() -> None:
+    """A burst in one read: DIRECT_PER_READ are handled at once, the rest one per loop iteration, in order."""
+    async with _server() as url:
+        port = int(url.split(":")[2].split("/")[0])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        count = 3 * DIRECT_PER_READ
+        # Client frames are masked; a zero key leaves the payload as it is.
+        payloads = [b"d%03d" % i for i in range(count)]
+        burst = b"".join(b"\x82" + bytes([0x80 | len(p)]) + b"\0\0\0\0" + p for p in payloads)
+        writer.write(burst)  # one write, read by the server in one go (well under a read's 256 KiB)
+        replies = []
+        for _ in range(count):
+            header = await asyncio.wait_for(reader.readexactly(2), 5)
+            replies.append(await reader.readexactly(header[1]))
+        writer.close()
+    assert [r.split(b":")[1] for r in replies] == [b"d%03d" % i for i in range(count)]
+    direct = [r for r in replies if r.startswith(b"direct:")]
+    assert direct == replies[: len(direct)] and 1 <= len(direct) <= DIRECT_PER_READ, len(direct)
