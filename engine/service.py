@@ -252,16 +252,6 @@ class BoardService:
 
         pending.add_done_callback(settle)
 
-    def when_durable(self, board_id: str) -> asyncio.Future[None]:
-        """A future that resolves once every update applied to the live board so far is in the log
-        (StorageUnavailable if one could not be stored): `durable` for callers that cannot wait."""
-        slot = self._slots.get(board_id)
-        if slot is None:
-            raise StorageUnavailable(f"board {board_id} was unloaded; retry")
-        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._after_durable(slot, result)  # type: ignore[arg-type]
-        return result
-
     async def durable(self, board_id: str) -> int:
         """Wait until every update applied to the live board so far is in the log; return its version then.
 

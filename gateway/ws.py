@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -36,7 +38,7 @@ from gateway.rooms import (
     Room,
 )
 from gateway.system import System
-from gateway.ws_direct import DIRECT_LANE, DirectLane
+from gateway.ws_direct import DIRECT_LANE, MESSAGES_PER_TURN, DirectLane
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ async def _receive_loop(
     inflight: deque[asyncio.Future[Event | None]] = deque()
     conn.retry_parked = lambda: _retry_parked(system, conn, inflight)
     loop = asyncio.get_running_loop()
-    waiting = False  # the loop below waits for the log before reading on (backpressure)
+    waiting = False  # the loop below holds a message (a step 1's reply, backpressure, a turn): the next ones queue
 
     def direct(frame: bytes) -> bool:
         """A message straight from the socket (gateway.ws_direct), handled now; False: the ASGI way."""
@@ -139,6 +141,8 @@ async def _receive_loop(
             return False  # behind the one the loop holds: keep the order
         if conn.closed.is_set():
             return True  # closing: ignored, as in the loop below
+        if not _never_waits(frame):
+            return False  # e.g. sync step 1: the loop waits for the log before it reads on
         while inflight and inflight[0].done():
             inflight.popleft()
         if len(inflight) >= MAX_INFLIGHT:
@@ -157,21 +161,29 @@ async def _receive_loop(
             # Once we close the connection, the client has CLOSE_GRACE_SECONDS to answer the close
             # (so it reads our code and reason); a client that never reads is dropped then.
             conn.on_closing = lambda: deadline.reschedule(loop.time() + CLOSE_GRACE_SECONDS)
+            handled = 0
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
                 if conn.closed.is_set():
                     continue  # closing: ignore what the client still sends until it answers the close
-                _on_frame(system, conn, room, message.get("bytes"), inflight)
-                while inflight and inflight[0].done():
-                    inflight.popleft()
-                if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
-                    waiting = True
-                    try:
+                handled += 1
+                waiting = True
+                try:
+                    step1_reply = _on_frame(system, conn, room, message.get("bytes"), inflight)
+                    if step1_reply is not None:
+                        await step1_reply
+                    while inflight and inflight[0].done():
+                        inflight.popleft()
+                    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
                         await asyncio.wait([inflight[0]])
-                    finally:
-                        waiting = False
+                    elif handled % MESSAGES_PER_TURN == 0:
+                        # receive() does not suspend while messages are queued: let other connections
+                        # have the loop between every MESSAGES_PER_TURN of this one's.
+                        await asyncio.sleep(0)
+                finally:
+                    waiting = False
     except (WebSocketDisconnect, TimeoutError):
         return
     finally:
@@ -186,48 +198,61 @@ async def _receive_loop(
                     pass
 
 
+def _never_waits(frame: bytes) -> bool:
+    """Whether `_on_frame` handles `frame` without waiting: sync step 2, update, awareness, query
+    awareness (and garbage starting like them: rejected at once). Everything else -- a sync step 1,
+    whose reply waits for the log -- goes through the receive loop."""
+    head = frame[:2]
+    return head == b"\x00\x01" or head == b"\x00\x02" or frame[:1] == b"\x01" or frame[:1] == b"\x03"
+
+
 def _on_frame(
     system: System,
     conn: Connection,
     room: Room,
     frame: bytes | None,
     inflight: deque[asyncio.Future[Event | None]],
-) -> None:
-    """Handle one client frame, without waiting; bad input closes the connection with a code and a reason."""
+) -> Coroutine[Any, Any, None] | None:
+    """Handle one client frame; bad input closes the connection with a code and a reason.
+
+    Returns what is left to await for a sync step 1 (its reply, once the log has what it read),
+    None for every other frame, which is handled completely here.
+    """
     limits = system.service.limits  # built once (Settings.limits makes a new one per call)
     if frame is None:
         _reject(system, conn, "text_frame", CLOSE_UNSUPPORTED, "binary frames only (y-websocket protocol)")
-        return
+        return None
     if len(frame) > limits.max_frame_bytes:
         detail = f"frame of {len(frame)} bytes exceeds {limits.max_frame_bytes}"
         _reject(system, conn, "too_large", CLOSE_TOO_LARGE, detail)
-        return
+        return None
     if frame[:1] == b"\x01" and len(frame) > limits.max_awareness_bytes:  # checked before decoding it
         _reject(system, conn, "too_large", CLOSE_TOO_LARGE, "awareness message too large")
-        return
+        return None
     try:
         decoded = protocol.decode(frame)
     except protocol.ProtocolError as exc:
         _reject(system, conn, "protocol", CLOSE_BAD_REQUEST, f"malformed message: {exc}")
-        return
+        return None
     if isinstance(decoded, protocol.SyncMessage):
-        _on_sync(system, conn, decoded, inflight)
-    elif isinstance(decoded, protocol.AwarenessMessage):
+        return _on_sync(system, conn, decoded, inflight)
+    if isinstance(decoded, protocol.AwarenessMessage):
         room.apply_awareness(conn, decoded)
     elif decoded.kind == protocol.MSG_QUERY_AWARENESS:
         present = room.awareness_frame()
         if present is not None:
             conn.send(present)
+    return None
 
 
 def _on_sync(
     system: System, conn: Connection, message: protocol.SyncMessage, inflight: deque[asyncio.Future[Event | None]]
-) -> None:
-    """Handle one sync message."""
+) -> Coroutine[Any, Any, None] | None:
+    """Handle one sync message (a step 1: its reply, still to be awaited)."""
     board = system.service.loaded_board(conn.board_id)
     if board is None:
         conn.close(CLOSE_INTERNAL, "board was reset; reconnect to resync")
-        return
+        return None
     if message.step == protocol.SYNC_STEP1:
         started = time.perf_counter()
         try:
@@ -236,37 +261,25 @@ def _on_sync(
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
             _reject(system, conn, "invalid_state_vector", CLOSE_BAD_REQUEST, "sync step 1 has an invalid state vector")
-            return
+            return None
         system.metrics.join_seconds.observe(time.perf_counter() - started)
-        _send_when_durable(system, conn, reply)
-        return
+        return _reply_when_durable(system, conn, reply)
     # STEP2 and UPDATE both carry an update to accept.
-    if not _submit(system, conn, board, message.payload, inflight):
-        return
-    if conn.parked:
+    if _submit(system, conn, board, message.payload, inflight) and conn.parked:
         _retry_parked(system, conn, inflight)
+    return None
 
 
-def _send_when_durable(system: System, conn: Connection, reply: bytes) -> None:
+async def _reply_when_durable(system: System, conn: Connection, reply: bytes) -> None:
     """Send `reply` (read from the live board) once the log has everything it includes: never serve
-    what a crash could still take back. Frames sent meanwhile (broadcasts) may go out before it."""
+    what a crash could still take back. The receive loop awaits this before it reads on, so one
+    client's sync step 1 messages are answered one at a time (each reply is a whole board state)."""
     try:
-        durable = system.service.when_durable(conn.board_id)
+        await system.service.durable(conn.board_id)
     except StorageUnavailable as exc:
         conn.close(CLOSE_INTERNAL, str(exc))
         return
-
-    def send(done: asyncio.Future[None]) -> None:
-        error = StorageUnavailable("cancelled") if done.cancelled() else done.exception()
-        if error is not None:
-            conn.close(CLOSE_INTERNAL, str(error))
-        else:
-            conn.send(reply)
-
-    if durable.done():
-        send(durable)
-    else:
-        durable.add_done_callback(send)
+    conn.send(reply)
 
 
 def _submit(

@@ -14,7 +14,7 @@ The lane, offered to the endpoint as `scope["extensions"][DIRECT_LANE]`, skips b
   `data_received`, as long as nothing is queued for the endpoint's `receive()` ahead of it; a
   handler that returns False (the message needs to wait for something) sends that message, and
   everything after it until the queue is empty again, the ASGI way, in order; so do the messages
-  of one read beyond DIRECT_PER_READ. The lane cannot see when the endpoint has finished with a
+  of one read beyond MESSAGES_PER_TURN. The lane cannot see when the endpoint has finished with a
   message it took from `receive()`: until then the handler itself declines, or a message could
   overtake it.
 
@@ -33,10 +33,12 @@ from websockets.protocol import State
 
 DIRECT_LANE = "inkstream.direct_lane"
 
-#: Messages of one read handed to the handler; the rest of that read queue up for `receive()`, which
-#: takes one per loop iteration, so one client's burst (a read holds up to 256 KiB: thousands of
-#: small updates) cannot keep every other connection waiting until all of it is handled.
-DIRECT_PER_READ = 32
+#: How many of one client's messages are handled before other connections get the event loop: the
+#: lane hands at most this many of one read to the handler and queues the rest for `receive()`, and
+#: the endpoint's receive loop yields after every this many it takes from the queue (which does not
+#: suspend while messages wait). A read holds up to 256 KiB, thousands of small updates: without a
+#: turn, one client's burst kept every other connection waiting until all of it was handled.
+MESSAGES_PER_TURN = 32
 
 _BINARY = 0x82  # FIN + opcode 2; a server's frames are not masked
 
@@ -72,10 +74,10 @@ class InkstreamWebSocketProtocol(WebSocketsSansIOProtocol):
     """`websockets-sansio` plus the direct lane; used by every Inkstream HTTP process (gateway/server.py)."""
 
     direct_handler: Callable[[bytes], bool] | None = None
-    _direct_budget = DIRECT_PER_READ
+    _direct_budget = MESSAGES_PER_TURN
 
     def data_received(self, data: bytes) -> None:
-        self._direct_budget = DIRECT_PER_READ
+        self._direct_budget = MESSAGES_PER_TURN
         super().data_received(data)
 
     def handle_connect(self, event: Any) -> None:
@@ -101,6 +103,14 @@ class InkstreamWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
     def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError:  # Uvicorn would log it with a traceback; it is the client's fault
+                self.frames = []
+                self.conn.send_close(1007, "text message is not valid UTF-8")
+                self.handle_parser_exception()  # sends the close, tells the app, closes the transport
+                return
         handler = self.direct_handler
         if (
             handler is not None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,59 @@ def make_server(tmp_path: Path):
 
 
 # -- websocket helpers ----------------------------------------------------------------------------
+
+
+def raw_ws(port: int, path: str, rcvbuf: int | None = 4096) -> socket.socket:
+    """A WebSocket handshake on a plain socket (by default with a tiny receive buffer, for a client that
+    never reads); the caller writes frames with `client_frame`."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    return sock
+
+
+def close_code_in(stream: bytes) -> int | None:
+    """Parse unmasked server frames; the close code if a close frame is among them."""
+    pos = 0
+    while pos + 2 <= len(stream):
+        opcode = stream[pos] & 0x0F
+        length = stream[pos + 1] & 0x7F
+        pos += 2
+        if length == 126:
+            length = int.from_bytes(stream[pos : pos + 2], "big")
+            pos += 2
+        elif length == 127:
+            length = int.from_bytes(stream[pos : pos + 8], "big")
+            pos += 8
+        payload = stream[pos : pos + length]
+        pos += length
+        if opcode == 0x8 and len(payload) >= 2:
+            return int.from_bytes(payload[:2], "big")
+    return None
+
+
+def client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """One final client frame, masked (as clients must) with a random key."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 async def recv(ws: Any, timeout: float = 5.0) -> protocol.Message:

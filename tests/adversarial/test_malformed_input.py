@@ -13,7 +13,17 @@ import websockets
 from pycrdt import Doc, Map
 
 from gateway import protocol
-from tests.adversarial.conftest import assert_alive, close_of, draw, full_state, joined, log_text
+from tests.adversarial.conftest import (
+    assert_alive,
+    client_frame,
+    close_code_in,
+    close_of,
+    draw,
+    full_state,
+    joined,
+    log_text,
+    raw_ws,
+)
 from tests.conftest import InkstreamServer
 
 ALLOWED_CLOSES = {4400, 4413, 1003}
@@ -148,3 +158,26 @@ async def test_garbage_state_vectors(inkstream_server: InkstreamServer, state_ve
             assert exc.rcvd is not None and exc.rcvd.code == 4400, exc.rcvd
     assert_alive(inkstream_server, "a garbage state vector")
     assert "Traceback" not in log_text(inkstream_server)
+
+
+async def test_text_frame_with_invalid_utf8_gets_1007_with_a_reason_and_no_traceback(
+    inkstream_server: InkstreamServer,
+) -> None:
+    """Uvicorn closes such a client with 1007 too, but logs it as an exception with a traceback."""
+    server = inkstream_server
+    sock = raw_ws(server.port, "/ws/utf8", rcvbuf=None)
+    try:
+        sock.sendall(client_frame(b"\xff\xfe not utf-8", opcode=0x1))
+        sock.settimeout(10)
+        received = b""
+        while (code := close_code_in(received)) is None:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        sock.close()
+    assert code == 1007, received
+    assert b"not valid UTF-8" in received
+    assert "Traceback" not in log_text(server)
+    assert_alive(server, "after invalid UTF-8")

@@ -4,63 +4,25 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
+import sqlite3
 import time
 
 import httpx
 import pytest
 import websockets
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, Text
 
 from gateway import protocol
-from tests.adversarial.conftest import OCTET, assert_alive, draw, joined, log_text
+from tests.adversarial.conftest import OCTET, assert_alive, client_frame, close_code_in, draw, joined, log_text, raw_ws
 from tests.conftest import InkstreamServer
-
-
-def _raw_ws(port: int, path: str) -> socket.socket:
-    """A WebSocket handshake on a socket with a tiny receive buffer; the caller then never reads."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert b" 101 " in head.split(b"\r\n")[0], head
-    return sock
-
-
-def _close_code_in(stream: bytes) -> int | None:
-    """Parse unmasked server frames; the close code if a close frame is among them."""
-    pos = 0
-    while pos + 2 <= len(stream):
-        opcode = stream[pos] & 0x0F
-        length = stream[pos + 1] & 0x7F
-        pos += 2
-        if length == 126:
-            length = int.from_bytes(stream[pos : pos + 2], "big")
-            pos += 2
-        elif length == 127:
-            length = int.from_bytes(stream[pos : pos + 8], "big")
-            pos += 8
-        payload = stream[pos : pos + length]
-        pos += length
-        if opcode == 0x8 and len(payload) >= 2:
-            return int.from_bytes(payload[:2], "big")
-    return None
 
 
 async def test_slow_consumer_is_cut_off_with_1013_and_others_stay_live(make_server) -> None:
     server = make_server({"INKSTREAM_MAX_SEND_QUEUE": "64"})
     board = "slow"
     url = f"{server.ws_url}/{board}"
-    slow = _raw_ws(server.port, f"/ws/{board}")
+    slow = raw_ws(server.port, f"/ws/{board}")
     try:
         writer_doc = Doc()
         filler = "x" * 16_000
@@ -97,7 +59,7 @@ async def test_slow_consumer_is_cut_off_with_1013_and_others_stay_live(make_serv
             data += chunk
             if len(data) > 50_000_000:
                 break
-            code = _close_code_in(data)
+            code = close_code_in(data)
         assert code == 1013, f"slow consumer got close code {code} after {len(data)} bytes"
     finally:
         slow.close()
@@ -112,7 +74,7 @@ async def test_connection_churn(inkstream_server: InkstreamServer) -> None:
     async def one(i: int) -> None:
         async with sem:
             if i % 3 == 0:  # abrupt: TCP close right after the handshake, no close frame
-                sock = await asyncio.to_thread(_raw_ws, server.port, f"/ws/churn-{i % 7}")
+                sock = await asyncio.to_thread(raw_ws, server.port, f"/ws/churn-{i % 7}")
                 sock.close()
                 return
             async with websockets.connect(f"{server.ws_url}/churn-{i % 7}") as ws:
@@ -219,25 +181,12 @@ async def test_huge_and_many_awareness_states(make_server) -> None:
                 break
 
 
-def _masked(payload: bytes, opcode: int = 0x2) -> bytes:
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 async def test_awareness_removed_when_a_socket_dies_without_a_close_frame(inkstream_server: InkstreamServer) -> None:
     server = inkstream_server
     url = f"{server.ws_url}/aw-abrupt"
     async with joined(url) as watcher:
-        sock = await asyncio.to_thread(_raw_ws, server.port, "/ws/aw-abrupt")
-        sock.sendall(_masked(protocol.awareness([(555, 3, {"user": {"name": "ghost"}})])))
+        sock = await asyncio.to_thread(raw_ws, server.port, "/ws/aw-abrupt")
+        sock.sendall(client_frame(protocol.awareness([(555, 3, {"user": {"name": "ghost"}})])))
         while True:
             m = protocol.decode(await asyncio.wait_for(watcher.recv(), 5))
             if isinstance(m, protocol.AwarenessMessage) and any(c == 555 and s for c, _k, s in m.entries):
@@ -254,3 +203,78 @@ async def test_awareness_removed_when_a_socket_dies_without_a_close_frame(inkstr
             while True:
                 m = protocol.decode(await asyncio.wait_for(late.recv(), 0.5))
                 assert not (isinstance(m, protocol.AwarenessMessage) and any(c == 555 and s for c, _k, s in m.entries))
+
+
+def _peak_memory_bytes(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_flood_of_sync_step1_is_answered_one_at_a_time(make_server) -> None:
+    """Each sync step 1 is answered with the whole board. Found by a helper hunting the direct lane: with the
+    replies sent from callbacks once the log had caught up, 3,000 step 1s in one write (behind one update,
+    so not yet durable) were all built at once: 0.9 GB for a 300 KB board, other boards stalled for 2 s.
+    (Here, 30 times an update and 99 step 1s, in one write.)
+    They are answered one at a time, and a client that does not read is cut off at its queue limit."""
+    server = make_server()  # the default send queue limit: 64 MiB
+    assert server.proc is not None
+    seed = Doc()
+    seed.get("shapes", type=Map)["big"] = Map({"type": "text", "x": 0.0, "y": 0.0, "z": "a", "text": "y" * 300_000})
+    httpx.post(f"{server.url}/api/boards/flood/updates", content=seed.get_update(), headers=OCTET).raise_for_status()
+    before = _peak_memory_bytes(server.proc.pid)
+    flooder = raw_ws(server.port, "/ws/flood")  # never reads
+    try:
+        author = Doc()
+        step1 = client_frame(protocol.sync_step1(b"\x00"))
+        # An update keeps the log behind while the step 1s after it are read: 30 x (1 update + 99 step 1s).
+        burst = b"".join(client_frame(protocol.sync_update(draw(author, f"s{i}"))) + step1 * 99 for i in range(30))
+        flooder.sendall(burst)
+        async with joined(f"{server.ws_url}/calm") as a, joined(f"{server.ws_url}/calm") as b:
+            await a.send(protocol.sync_update(draw(Doc(), "c1")))
+            while True:  # the other board is served meanwhile
+                message = protocol.decode(await asyncio.wait_for(b.recv(), 10))
+                if isinstance(message, protocol.SyncMessage) and message.step == protocol.SYNC_UPDATE:
+                    break
+        await asyncio.sleep(1.0)
+        grown = _peak_memory_bytes(server.proc.pid) - before
+        assert grown < 250 * 1024 * 1024, f"peak memory grew by {grown / 1e6:.0f} MB"
+        assert "client too slow" in log_text(server)
+    finally:
+        flooder.close()
+    assert_alive(server, "after a flood of sync step 1")
+
+
+async def test_one_clients_burst_does_not_hold_up_another_board(inkstream_server: InkstreamServer) -> None:
+    """10,000 one-character updates in one write (~270 KB: a read holds thousands of them). The endpoint
+    yields to other connections every MESSAGES_PER_TURN messages; asyncio.Queue.get does not suspend
+    while messages wait, so the receive loop used to handle a whole read's worth in one go, and another
+    board's update waited behind all of it (here: 1,056 of the burst's updates were logged before it; now 100-160)."""
+    server = inkstream_server
+    burster = raw_ws(server.port, "/ws/burst", rcvbuf=None)
+    count = 10_000
+    try:
+        author = Doc()
+        text = author.get("t", type=Text)
+        frames = []
+        for _ in range(count):
+            before = author.get_state()
+            text += "x"
+            frames.append(client_frame(protocol.sync_update(bytes(author.get_update(before)))))
+        async with joined(f"{server.ws_url}/quiet") as other:
+            await asyncio.to_thread(burster.sendall, b"".join(frames))  # the server is handling it now
+            await other.send(protocol.sync_update(draw(Doc(), "q")))
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{server.url}/api/boards/burst").json()["version"] < count:
+                assert time.monotonic() < deadline, "the burst was not all accepted"
+                await asyncio.sleep(0.2)
+    finally:
+        burster.close()
+    db = sqlite3.connect(f"file:{server.data_dir / 'events.db'}?mode=ro", uri=True)
+    try:
+        (quiet,) = db.execute("SELECT seq FROM events WHERE board = 'quiet'").fetchone()
+        (ahead,) = db.execute("SELECT count(*) FROM events WHERE board = 'burst' AND seq < ?", (quiet,)).fetchone()
+    finally:
+        db.close()
+    assert ahead < 500, f"the other board's update waited for {ahead} of the burst's"

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
-from gateway.ws_direct import DIRECT_LANE, DIRECT_PER_READ, DirectLane, binary_frame_header
+from gateway.ws_direct import DIRECT_LANE, MESSAGES_PER_TURN, DirectLane, binary_frame_header
 from tests.conftest import free_port
 
 seen: dict[str, object] = {}
@@ -112,7 +112,7 @@ async def test_lane_frames_arrive_whole_and_nothing_is_written_after_the_close()
 
 
 async def test_one_read_hands_at_most_direct_per_read_messages_to_the_handler() -> None:
-    """A burst in one read: DIRECT_PER_READ are handled at once, the rest one per loop iteration, in order."""
+    """A burst in one read: MESSAGES_PER_TURN are handled at once, the rest through `receive()`, in order."""
     async with _server() as url:
         port = int(url.split(":")[2].split("/")[0])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -122,7 +122,7 @@ async def test_one_read_hands_at_most_direct_per_read_messages_to_the_handler() 
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
-        count = 3 * DIRECT_PER_READ
+        count = 3 * MESSAGES_PER_TURN
         # Client frames are masked; a zero key leaves the payload as it is.
         payloads = [b"d%03d" % i for i in range(count)]
         burst = b"".join(b"\x82" + bytes([0x80 | len(p)]) + b"\0\0\0\0" + p for p in payloads)
@@ -134,4 +134,4 @@ async def test_one_read_hands_at_most_direct_per_read_messages_to_the_handler() 
         writer.close()
     assert [r.split(b":")[1] for r in replies] == [b"d%03d" % i for i in range(count)]
     direct = [r for r in replies if r.startswith(b"direct:")]
-    assert direct == replies[: len(direct)] and 1 <= len(direct) <= DIRECT_PER_READ, len(direct)
+    assert direct == replies[: len(direct)] and 1 <= len(direct) <= MESSAGES_PER_TURN, len(direct)
