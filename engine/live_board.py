@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pycrdt import Doc, TransactionEvent
@@ -9,7 +10,7 @@ from pycrdt import Doc, TransactionEvent
 from engine.errors import BoardTooLarge, InvalidUpdate, MissingDependencies, UpdateTooLarge
 from engine.fold import apply_update
 from engine.limits import Limits
-from engine.model import render_body
+from engine.model import meta_map, render_body_json, shapes_map
 from engine.yupdate import decode_state_vector, scan
 
 
@@ -41,15 +42,24 @@ class LiveBoard:
             self.revision += 1
             self._rendered = None  # free it at once: the next read renders anew
 
-    def rendered(self) -> tuple[bytes, bool]:
-        """(`engine.model.render_body` of the Doc, whether it was rendered now rather than cached):
-        rendered once per revision (a 5,000-shape board: ~100 ms)."""
+    def cached_body(self) -> bytes | None:
+        """`engine.model.render_body` of the Doc if it was rendered since the Doc last changed."""
         cached = self._rendered
-        if cached is not None and cached[0] == self.revision:
-            return cached[1], False
-        body = render_body(self.doc)
-        self._rendered = (self.revision, body)
-        return body, True
+        return cached[1] if cached is not None and cached[0] == self.revision else None
+
+    def read_for_render(self) -> tuple[int, str, str]:
+        """What `render` needs, read from the Doc now: (revision, `meta` JSON, `shapes` JSON)."""
+        return self.revision, str(meta_map(self.doc)), str(shapes_map(self.doc))
+
+    async def render(self, reading: tuple[int, str, str]) -> bytes:
+        """`engine.model.render_body` of the Doc as `read_for_render` found it, in a worker thread (for a
+        5,000-shape board ~100 ms of Python the event loop would otherwise wait for; it gets the GIL
+        back every switch interval); cached until the Doc changes."""
+        revision, meta_text, shapes_text = reading
+        body = await asyncio.to_thread(render_body_json, meta_text, shapes_text)
+        if self.revision == revision:
+            self._rendered = (revision, body)
+        return body
 
     def apply(self, update: bytes, limits: Limits) -> bytes | None:
         """Validate and apply a client update; return the delta to log, or None if it changed nothing."""

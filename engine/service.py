@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from engine.board_id import validate_board_id
 from engine.errors import InkstreamError, InvalidUpdate, StorageUnavailable
-from engine.events import ANONYMOUS, Event, Provenance
+from engine.events import ANONYMOUS, VERSION_PENDING, Event, Provenance
 from engine.fold import apply_update, load_doc
 from engine.limits import Limits
 from engine.live_board import LiveBoard
@@ -252,25 +252,40 @@ class BoardService:
 
         pending.add_done_callback(settle)
 
-    async def durable(self, board_id: str) -> int:
-        """Wait until every update applied to the live board so far is in the log; return its version then.
+    def durable(self, board_id: str) -> asyncio.Future[int]:
+        """A future: the version covering everything applied to the live board when this was called,
+        once every one of those updates is in the log.
 
         Reads of the live Doc (a joining client's sync step 2, the HTTP API) include updates the
-        moment they are applied. Callers read first, then await this before sending what they read,
-        so nothing is served that a crash could still take back; the version returned covers it all.
+        moment they are applied. Callers read, call this at once, and await it before sending what
+        they read, so nothing is served that a crash could still take back. The read point is the
+        call, not the await: a caller may do slow work on what it read (render it) in between.
         """
         slot = self._slots.get(board_id)
         if slot is None:
             raise StorageUnavailable(f"board {board_id} was unloaded; retry")
+        result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         pending = slot.last_append
-        if pending is not None and not pending.done():
-            try:
-                event = await asyncio.shield(pending)
-            except InkstreamError as exc:
-                raise StorageUnavailable(f"board {board_id} could not store an update: {exc}") from exc
-            if event is not None:
-                return max(event.version, slot.board.version)  # the newest update covering what the caller read
-        return slot.board.version
+        read_version = slot.board.version  # what had been accepted when the caller read
+        if pending is None or pending.done():
+            result.set_result(read_version)
+            return result
+
+        def settle(done: asyncio.Future[Event | None]) -> None:
+            if result.done():
+                return
+            error = StorageUnavailable("append cancelled") if done.cancelled() else done.exception()
+            if error is not None:
+                result.set_exception(StorageUnavailable(f"board {board_id} could not store an update: {error}"))
+                return
+            event = done.result()
+            if event is None or event.version == VERSION_PENDING:
+                result.set_result(slot.board.version)  # the log numbers it later (Kafka): the latest known
+            else:  # the last update the caller read is `pending`'s
+                result.set_result(max(event.version, read_version))
+
+        pending.add_done_callback(settle)
+        return result
 
     def _appended(
         self,

@@ -85,11 +85,16 @@ async def get_board(request: Request) -> Response:
         board = await _existing_board(system, request.path_params["board"])
     except InkstreamError as exc:
         return error_response(exc)
-    body, rendered_now = board.rendered()  # cached on the live board until its Doc changes
-    if rendered_now:
-        system.metrics.board_renders.inc()
+    body = board.cached_body()  # cached on the live board until its Doc changes
     try:
-        version = await system.service.durable(board.board_id)  # serve only what the log has
+        if body is None:
+            reading = board.read_for_render()
+            durable = system.service.durable(board.board_id)  # the version of what was just read
+            body = await board.render(reading)
+            system.metrics.board_renders.inc()
+        else:
+            durable = system.service.durable(board.board_id)
+        version = await durable  # serve only what the log has
     except InkstreamError as exc:
         return error_response(exc)
     return Response(board_json(board.board_id, version, body), media_type="application/json")

@@ -13,7 +13,7 @@ from engine.adapters.sqlite_log import SqliteEventLog
 from engine.errors import InvalidBoardId, InvalidUpdate, StorageUnavailable
 from engine.events import Event, Provenance
 from engine.fold import load_doc
-from engine.model import render_shapes
+from engine.model import board_json, dumps_json, render, render_shapes
 from engine.service import BoardService
 from projections.local_projector import LocalProjector
 from projections.sqlite_store import SqliteProjectionStore
@@ -240,3 +240,52 @@ async def test_a_board_recovers_after_another_writer_took_its_next_version(stack
     assert [e.version for e in await stack.log.read("b1")] == [1, 2, 3]
     replayed = load_doc(None, [e.update for e in await stack.log.read("b1")])
     assert render_shapes(replayed) == render_shapes(board.doc)
+
+
+async def test_durable_gives_the_version_of_what_was_read_when_it_was_called(stack: Stack) -> None:
+    """The read point is the call: updates applied after it (even in the same group commit) do not
+    raise the version a reader labels what it read with (GET /api/boards/{id} renders in between)."""
+    board = await stack.service.open("b1")
+    author = Author()
+    first = stack.service.submit_loaded(board, author.draw("s1"), client_id="c")
+    read = render_shapes(board.doc)
+    durable = stack.service.durable("b1")
+    second = stack.service.submit_loaded(board, author.draw("s2"), client_id="c")  # same commit as the first
+    assert not durable.done()
+    assert await durable == 1 and [s["id"] for s in read] == ["s1"]
+    assert (await first).version == 1 and (await second).version == 2  # type: ignore[union-attr]
+    assert await stack.service.durable("b1") == 2
+
+
+async def test_a_board_renders_off_the_event_loop_and_caches_only_what_is_current(stack: Stack) -> None:
+    board = await stack.service.open("big")
+    author = Author()
+    with author.doc.transaction():
+        for i in range(3000):
+            shape = {"type": "rect", "x": float(i), "y": 0.0, "w": 1.0, "h": 1.0, "z": f"s{i:04d}"}
+            author.shapes[f"s{i:04d}"] = Map(shape)
+    await stack.service.submit("big", bytes(author.doc.get_update()), client_id="c")
+    assert board.cached_body() is None
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        reading = board.read_for_render()
+        before = ticks
+        body = await board.render(reading)
+        assert ticks - before > 1, "the event loop stood still while the board rendered"
+    finally:
+        ticking.cancel()
+    assert board_json("big", 1, body) == dumps_json(render(board.doc, "big", 1)).encode()
+    assert board.cached_body() == body
+    reading = board.read_for_render()
+    await stack.service.submit("big", author.draw("late"), client_id="c")  # the Doc changes while it renders
+    stale = await board.render(reading)
+    assert board.cached_body() is None and b'"late"' not in stale
