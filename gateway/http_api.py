@@ -86,14 +86,12 @@ async def get_board(request: Request) -> Response:
     except InkstreamError as exc:
         return error_response(exc)
     body = board.cached_body()  # cached on the live board until its Doc changes
+    reading = board.read_for_render() if body is None else None
     try:
-        if body is None:
-            reading = board.read_for_render()
-            durable = system.service.durable(board.board_id)  # the version of what was just read
+        durable = system.service.durable(board.board_id)  # the version of what was just read
+        if reading is not None:
             body = await board.render(reading)
             system.metrics.board_renders.inc()
-        else:
-            durable = system.service.durable(board.board_id)
         version = await durable  # serve only what the log has
     except InkstreamError as exc:
         return error_response(exc)

@@ -143,9 +143,7 @@ async def _receive_loop(
             return True  # closing: ignored, as in the loop below
         if not _never_waits(frame):
             return False  # e.g. sync step 1: the loop waits for the log before it reads on
-        while inflight and inflight[0].done():
-            inflight.popleft()
-        if len(inflight) >= MAX_INFLIGHT:
+        if _in_flight(inflight) >= MAX_INFLIGHT:
             return False  # the loop reads it and then waits for the log
         try:
             _on_frame(system, conn, room, frame, inflight)
@@ -174,9 +172,7 @@ async def _receive_loop(
                     step1_reply = _on_frame(system, conn, room, message.get("bytes"), inflight)
                     if step1_reply is not None:
                         await step1_reply
-                    while inflight and inflight[0].done():
-                        inflight.popleft()
-                    if len(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
+                    if _in_flight(inflight) >= MAX_INFLIGHT:  # backpressure: wait for the log before reading more
                         await asyncio.wait([inflight[0]])
                     elif handled % MESSAGES_PER_TURN == 0:
                         # receive() does not suspend while messages are queued: let other connections
@@ -196,6 +192,13 @@ async def _receive_loop(
                     await future
                 except InkstreamError:
                     pass
+
+
+def _in_flight(inflight: deque[asyncio.Future[Event | None]]) -> int:
+    """How many of the connection's appends the log has not settled yet (settled ones are dropped)."""
+    while inflight and inflight[0].done():
+        inflight.popleft()
+    return len(inflight)
 
 
 def _never_waits(frame: bytes) -> bool:
